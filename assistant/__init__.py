@@ -1,0 +1,3 @@
+"""Policy-interpretation assistant: cited answers from government policy clauses."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""Ingest: files → policy documents → clauses."""

@@ -1,0 +1,222 @@
+"""Split a policy document into clauses along its own numbering (pure functions, no I/O)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from assistant.ingest.records import Clause, PolicyDocument
+
+CHUNKING_VERSION = "1"
+PREAMBLE = "前言"
+
+_CN = "〇零一二三四五六七八九十百千两"
+# (kind, pattern) in priority order; each pattern captures the marker (group "m") at the start of a line.
+_MARKERS: list[tuple[str, re.Pattern[str]]] = [
+    ("bian", re.compile(rf"^(?P<m>第[{_CN}\d]+编)(?:\s+|$)")),
+    ("zhang", re.compile(rf"^(?P<m>第[{_CN}\d]+章)(?:\s+|$)")),
+    ("jie", re.compile(rf"^(?P<m>第[{_CN}\d]+[节節])(?:\s+|$)")),
+    ("tiao", re.compile(rf"^(?P<m>第[{_CN}\d]+[条條](?:之[{_CN}\d]+)?)(?![的所中至、]|规定|規定)")),
+    ("fujian", re.compile(r"^(?P<m>附\s*件\s*[\d一二三四五六七八九十]*)(?:[\s:：]|$)")),
+    ("qa", re.compile(r"^(?P<m>[问問])\s*[\d一二三四五六七八九十]*\s*[:：]")),
+    ("cn_dun", re.compile(r"^(?P<m>[一二三四五六七八九十]{1,3}[、.．])")),
+    ("num_dun", re.compile(r"^(?P<m>\d{1,2}[、])")),
+    ("paren_cn", re.compile(r"^(?P<m>[（(][一二三四五六七八九十]{1,3}[)）])")),
+    ("paren_num", re.compile(r"^(?P<m>[（(]\d{1,2}[)）])")),
+    ("num_dot", re.compile(r"^(?P<m>\d{1,2}[.．])(?!\d)")),
+    ("circled", re.compile(r"^(?P<m>[①②③④⑤⑥⑦⑧⑨⑩])")),
+]
+_ANSWER = re.compile(r"^[答]\s*[:：]")
+_MD_HEADING = re.compile(r"^(#{1,6})\s+(.*)$")
+_ARTICLE_LEVELS = ("bian", "zhang", "jie")
+_SENTENCE_END = re.compile(r"(?<=[。！？；!?;])")
+
+
+@dataclass
+class _Node:
+    kind: str
+    marker: str
+    line: str
+    level: int
+    body: list[str] = field(default_factory=list)
+    children: int = 0
+
+
+def canonical_marker(kind: str, marker: str) -> str:
+    """The marker as a person cites it: (四) → （四）, 附 件1 → 附件1."""
+    marker = re.sub(r"\s+", "", marker)
+    if kind in ("paren_cn", "paren_num"):
+        return "（" + marker[1:-1] + "）"
+    if kind == "cn_dun":
+        return marker[:-1] + "、"
+    if kind == "num_dot":
+        return marker[:-1] + "."
+    if kind in ("jie", "tiao"):
+        return marker.replace("節", "节").replace("條", "条")
+    return marker
+
+
+def classify_line(line: str) -> tuple[str, str] | None:
+    """(kind, marker) if the line starts a numbered unit of policy structure."""
+    for kind, pattern in _MARKERS:
+        match = pattern.match(line)
+        if match:
+            return kind, match.group("m")
+    return None
+
+
+def parse_clauses(doc: PolicyDocument, max_chars: int = 400) -> list[Clause]:
+    """Split `doc` into clauses: one per numbered leaf unit, plus the preamble; long ones into paragraphs."""
+    lines = [line.strip() for line in doc.text.split("\n")]
+    lines = _drop_title_line(lines, doc)
+    stack: list[_Node] = []
+    units: list[tuple[list[_Node], _Node]] = []
+    preamble = _Node("preamble", PREAMBLE, "", 0)
+    current: _Node = preamble
+    units.append(([], preamble))
+    for line in lines:
+        if not line:
+            if current.body and current.body[-1] != "":
+                current.body.append("")
+            continue
+        heading = _MD_HEADING.match(line)
+        if heading:
+            hashes, text = heading.groups()
+            found = classify_line(text)
+            kind, marker = found if found else (f"h{len(hashes)}", "")
+            line = text
+        elif _ANSWER.match(line) and current.kind == "qa":
+            current.body.append(line)
+            continue
+        else:
+            found = classify_line(line)
+            if not found:
+                current.body.append(line)
+                continue
+            kind, marker = found
+        level = _level_of(stack, kind)
+        del stack[level:]
+        if stack:
+            stack[-1].children += 1
+        node = _Node(kind, marker, line, level)
+        stack.append(node)
+        units.append((list(stack[:-1]), node))
+        current = node
+    return _to_clauses(doc, units, max_chars)
+
+
+def _drop_title_line(lines: list[str], doc: PolicyDocument) -> list[str]:
+    titles = {doc.title.strip(), doc.extra.get("headline", "").strip()} - {""}
+    for i, line in enumerate(lines):
+        if not line:
+            continue
+        if line.lstrip("#").strip() in titles:
+            return lines[:i] + lines[i + 1:]
+        break
+    return lines
+
+
+def _level_of(stack: list[_Node], kind: str) -> int:
+    """Where a new unit of `kind` goes: beside an open unit of the same kind, else below the innermost."""
+    for i, node in enumerate(stack):
+        if node.kind == kind:
+            return i
+    if kind.startswith("h"):
+        depth = int(kind[1:])
+        for i, node in enumerate(stack):
+            if node.kind.startswith("h") and int(node.kind[1:]) >= depth:
+                return i
+    if kind in _ARTICLE_LEVELS:
+        order = _ARTICLE_LEVELS.index(kind)
+        for i, node in enumerate(stack):
+            if node.kind in _ARTICLE_LEVELS and _ARTICLE_LEVELS.index(node.kind) > order:
+                return i
+            if node.kind == "tiao":
+                return i
+    if kind == "tiao":
+        for i, node in enumerate(stack):
+            if node.kind not in _ARTICLE_LEVELS and not node.kind.startswith("h"):
+                return i
+    return len(stack)
+
+
+def _label(ancestors: list[_Node], node: _Node) -> tuple[str, tuple[str, ...]]:
+    chain = [n for n in ancestors + [node] if n.marker]
+    markers = [canonical_marker(n.kind, n.marker) for n in chain]
+    kinds = [n.kind for n in chain]
+    if "tiao" in kinds:
+        start = kinds.index("tiao")
+    else:
+        start = next((i for i, k in enumerate(kinds) if k not in _ARTICLE_LEVELS), 0)
+    if node.kind == "qa":
+        return "", tuple(markers)
+    return "".join(markers[start:]) or PREAMBLE, tuple(markers)
+
+
+def _to_clauses(doc: PolicyDocument, units: list[tuple[list[_Node], _Node]], max_chars: int) -> list[Clause]:
+    meta = doc.metadata()
+    clauses: list[Clause] = []
+    seen: dict[str, int] = {}
+    qa_number = 0
+    for ancestors, node in units:
+        body = "\n".join(node.body).strip()
+        text = "\n".join(part for part in (node.line, body) if part).strip()
+        if not text:
+            continue
+        if node.children and not body and len(node.line) <= 60:
+            continue  # a heading whose content is in its children
+        label, markers = _label(ancestors, node)
+        if node.kind == "qa":
+            qa_number += 1
+            label = f"问答{qa_number}"
+            markers = markers[:-1] + (label,)
+        key = "/".join(markers) or PREAMBLE
+        if key in seen:
+            seen[key] += 1
+            key = f"{key}~{seen[key]}"
+        else:
+            seen[key] = 1
+        path = tuple(a.line for a in ancestors) + ((label,) if node.kind == "qa" else (node.marker or label,))
+        heading = " / ".join(a.line for a in ancestors)
+        if node.kind == "qa" or (node.children and node.line):
+            heading = " / ".join(x for x in (heading, node.line) if x)
+        pieces = split_long(text, max_chars)
+        for i, piece in enumerate(pieces, 1):
+            suffix = f"第{i}段" if len(pieces) > 1 else ""
+            clauses.append(Clause(
+                clause_id=f"{doc.doc_id}#{key}" + (f"#p{i}" if suffix else ""),
+                doc_id=doc.doc_id,
+                path=path,
+                label=label + suffix,
+                heading=heading,
+                text=piece,
+                order=len(clauses),
+                metadata=dict(meta),
+            ))
+    return clauses
+
+
+def split_long(text: str, max_chars: int) -> list[str]:
+    """Split text over `max_chars` at paragraph, then sentence ends; pieces stay in order, nothing is lost."""
+    if len(text) <= max_chars:
+        return [text]
+    units: list[str] = []
+    for paragraph in text.split("\n"):
+        if not paragraph.strip():
+            continue
+        if len(paragraph) <= max_chars:
+            units.append(paragraph)
+        else:
+            units.extend(s for s in _SENTENCE_END.split(paragraph) if s)
+    pieces: list[str] = []
+    current = ""
+    for unit in units:
+        joiner = "\n" if current and not current.endswith(tuple("。！？；!?;")) else ""
+        if current and len(current) + len(unit) > max_chars:
+            pieces.append(current)
+            current = unit
+        else:
+            current = current + (joiner if current else "") + unit if current else unit
+    if current:
+        pieces.append(current)
+    return pieces

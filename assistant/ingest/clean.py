@@ -1,0 +1,56 @@
+"""Remove web-scrape debris (repeated headlines, share bars, related-article lists) without touching content."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+from assistant.ingest.normalize import normalize
+
+# Standalone lines that belong to a web page's chrome, never to a policy (compared after normalisation).
+_CHROME_LINE = re.compile(
+    r"^[【\[]?(打印本页|打印|关闭窗口|关闭|返回顶部|字体[:：]?\s*大\s*中\s*小|扫一扫.*|收藏|"
+    r"上一篇.*|下一篇.*|分享|微信扫一扫.*|保存本页)[】\]]?[:：]?$"
+)
+# Once one of these stands on its own line, everything after it is the page's footer.
+_FOOTER_START = re.compile(r"^(分享到|相关文章|相关阅读|相关链接|相关新闻|延伸阅读|责任编辑)\s*[:：]?.*$")
+_MAX_REPEATED_LINE = 80
+
+
+def clean_text(text: str, title: str = "") -> tuple[str, str]:
+    """Return (cleaned text, headline) — the headline is a scraped page title that was repeated.
+
+    A short line that recurs verbatim is a headline the page repeated between sections: all copies
+    go, and the first is returned as the headline. The document's own title is kept once, at the top.
+    """
+    lines = [line.rstrip() for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
+    keys = [normalize(line) for line in lines]
+    counts = Counter(k for k in keys if k)
+    repeated = {k for k, n in counts.items() if n > 1 and len(k) <= _MAX_REPEATED_LINE and not _is_numbered(k)}
+    title_key = normalize(title.lstrip("#").strip()) if title else ""
+    headline = ""
+    kept: list[str] = []
+    title_seen = False
+    for line, key in zip(lines, keys, strict=True):
+        bare = key.lstrip("#").strip()
+        if _FOOTER_START.match(bare) and len(bare) <= _MAX_REPEATED_LINE:
+            break
+        if _CHROME_LINE.match(bare):
+            continue
+        if key in repeated or (title_key and bare == title_key):
+            if not headline and key in repeated:
+                headline = line.strip().lstrip("#").strip()
+            if bare == title_key and not title_seen:
+                title_seen = True
+                kept.append(line)
+            continue
+        kept.append(line)
+    if headline and not title_key:
+        kept.insert(0, headline)
+    cleaned = re.sub(r"\n{3,}", "\n\n", "\n".join(kept)).strip()
+    return cleaned + "\n", headline
+
+
+def _is_numbered(key: str) -> bool:
+    # Repeated numbered items (e.g. the same "（一）…" under two sections) are content, not debris.
+    return bool(re.match(r"^(第.{1,6}[章节条编]|[一二三四五六七八九十]+、|\d+[、.]|[（(].{1,3}[)）])", key))

@@ -1,0 +1,238 @@
+"""Load corpus files (Markdown with front matter, text, HTML, DOCX, PDF) into `PolicyDocument`s."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from assistant.errors import CorpusError
+from assistant.ingest.clean import clean_text
+from assistant.ingest.normalize import normalize_doc_number
+from assistant.ingest.records import PolicyDocument
+
+log = logging.getLogger(__name__)
+
+SUFFIXES = (".md", ".markdown", ".txt", ".text", ".html", ".htm", ".docx", ".pdf")
+FIELDS = (
+    "title", "doc_number", "issuer", "publish_date", "effective_date", "expiry_date",
+    "status", "kind", "interprets", "source",
+)
+KINDS = ("policy", "interpretation")
+_FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|\Z)", re.S)
+# A 文号 such as 国办发〔2018〕23号 standing on a line of its own near the top of a document.
+_DOC_NUMBER_LINE = re.compile(r"^\s*([\u4e00-\u9fff]{1,12}〔(?:19|20)\d{2}〕\s*\d{1,4}\s*[号號])\s*$")
+
+
+@dataclass
+class LoadResult:
+    """Documents that loaded, and one error per file that did not."""
+
+    documents: list[PolicyDocument] = field(default_factory=list)
+    errors: list[CorpusError] = field(default_factory=list)
+
+
+def iter_corpus_files(paths: Iterable[Path]) -> Iterator[tuple[Path, Path]]:
+    """Yield (file, root) for every supported file under the given files and folders, sorted."""
+    for path in paths:
+        if path.is_dir():
+            for file in sorted(p for p in path.rglob("*") if p.is_file()):
+                if file.suffix.lower() in SUFFIXES and not any(part.startswith(".") for part in
+                                                               file.relative_to(path).parts):
+                    yield file, path
+        else:
+            yield path, path.parent
+
+
+def doc_id_for(file: Path, root: Path) -> str:
+    """Stable id from the path relative to the corpus root, without the extension."""
+    return file.relative_to(root).with_suffix("").as_posix()
+
+
+def load_corpus(paths: Iterable[Path], max_bytes: int = 20_000_000) -> LoadResult:
+    """Load every supported file; a file that fails is reported and the others still load."""
+    result = LoadResult()
+    for file, root in iter_corpus_files(paths):
+        try:
+            result.documents.append(load_document(file, root, max_bytes=max_bytes))
+        except CorpusError as e:
+            log.warning("%s", e)
+            result.errors.append(e)
+    return result
+
+
+def load_document(file: Path, root: Path | None = None, max_bytes: int = 20_000_000) -> PolicyDocument:
+    """Read one file into a cleaned `PolicyDocument`; raises `CorpusError` naming the file."""
+    root = root or file.parent
+    name = str(file)
+    if not file.exists():
+        raise CorpusError(name, "no such file")
+    suffix = file.suffix.lower()
+    if suffix not in SUFFIXES:
+        raise CorpusError(name, f"unsupported file type {suffix or '(none)'}",
+                          "supported: " + " ".join(SUFFIXES))
+    size = file.stat().st_size
+    if size == 0:
+        raise CorpusError(name, "empty file")
+    if size > max_bytes:
+        raise CorpusError(name, f"file is {size:,} bytes, over the {max_bytes:,}-byte limit",
+                          "raise POLICY_ASSISTANT_INDEX__MAX_FILE_BYTES or split the file")
+    data = file.read_bytes()
+    meta: dict[str, object] = {}
+    if suffix in (".docx",):
+        text = _docx_text(data, name)
+    elif suffix == ".pdf":
+        text = _pdf_text(data, name)
+    else:
+        text = decode_text(data, name)
+        if suffix in (".html", ".htm"):
+            text, html_title = _html_text(text)
+            if html_title:
+                meta["title"] = html_title
+        elif suffix in (".md", ".markdown"):
+            front, text = split_front_matter(text, name)
+            meta.update(front)
+    if not text.strip():
+        raise CorpusError(name, "no text found", "a scanned PDF needs OCR before it can be indexed")
+    return build_document(doc_id_for(file, root), text, meta, source=name)
+
+
+def build_document(doc_id: str, text: str, meta: dict[str, object], source: str = "") -> PolicyDocument:
+    """Clean the text and fill metadata, inferring the title and 文号 where front matter lacks them."""
+    values = {key: _as_text(meta.get(key)) for key in FIELDS}
+    extra = {str(k): _as_text(v) for k, v in meta.items() if k not in FIELDS}
+    cleaned, headline = clean_text(text, values["title"])
+    if headline:
+        extra["headline"] = headline
+    title = values["title"] or headline or _first_line(cleaned)
+    kind = values["kind"] or "policy"
+    if kind not in KINDS:
+        raise CorpusError(source or doc_id, f"front matter field 'kind' is {kind!r}",
+                          "use 'policy' or 'interpretation'")
+    return PolicyDocument(
+        doc_id=doc_id,
+        title=title,
+        text=cleaned,
+        doc_number=normalize_doc_number(values["doc_number"]) or _infer_doc_number(cleaned),
+        issuer=values["issuer"],
+        publish_date=values["publish_date"],
+        effective_date=values["effective_date"],
+        expiry_date=values["expiry_date"],
+        status=values["status"] or "现行有效",
+        kind=kind,
+        interprets=values["interprets"],
+        source=values["source"] or source,
+        extra=extra,
+    )
+
+
+def split_front_matter(text: str, name: str) -> tuple[dict[str, object], str]:
+    """Split YAML front matter from a Markdown body; malformed YAML is a `CorpusError`."""
+    match = _FRONT_MATTER.match(text)
+    if not match:
+        return {}, text
+    try:
+        front = yaml.safe_load(match.group(1)) or {}
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 2}" if mark is not None else ""
+        raise CorpusError(name, f"malformed front matter{where}: {getattr(e, 'problem', e)}") from e
+    if not isinstance(front, dict):
+        raise CorpusError(name, "front matter is not a mapping of field: value")
+    return front, text[match.end():]
+
+
+def decode_text(data: bytes, name: str) -> str:
+    """Decode UTF-8 (with or without BOM) or GBK/GB18030, else whatever charset-normalizer finds."""
+    if b"\x00" in data[:8192] and not data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise CorpusError(name, "binary content in a text file", "is the file extension right?")
+    for encoding in ("utf-8-sig", "gb18030"):
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(data).best()
+    if best is None:
+        raise CorpusError(name, "unknown text encoding", "save the file as UTF-8")
+    return str(best)
+
+
+def _as_text(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, list | tuple):
+        return "、".join(_as_text(v) for v in value)
+    return str(value).strip()
+
+
+def _first_line(text: str) -> str:
+    for line in text.splitlines():
+        line = line.strip().lstrip("#").strip()
+        if line:
+            return line[:80]
+    return ""
+
+
+def _infer_doc_number(text: str) -> str:
+    for line in text.splitlines()[:12]:
+        match = _DOC_NUMBER_LINE.match(normalize_doc_number(line))
+        if match:
+            return re.sub(r"\s+", "", match.group(1))
+    return ""
+
+
+def _html_text(html: str) -> tuple[str, str]:
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(html, "html.parser")
+    for tag in soup(["script", "style", "nav", "header", "footer", "noscript", "iframe", "form"]):
+        tag.decompose()
+    heading = soup.find("h1")
+    title = heading.get_text(" ", strip=True) if heading else ""
+    if not title and soup.title:
+        title = soup.title.get_text(" ", strip=True)
+    if soup.title:
+        soup.title.decompose()
+    body = soup.body or soup
+    lines = [line.strip() for line in body.get_text("\n").splitlines()]
+    return "\n".join(line for line in lines if line), title
+
+
+def _docx_text(data: bytes, name: str) -> str:
+    import io
+    import zipfile
+
+    from docx import Document
+
+    try:
+        document = Document(io.BytesIO(data))
+    except (zipfile.BadZipFile, KeyError, ValueError) as e:
+        raise CorpusError(name, f"not a readable DOCX file ({e.__class__.__name__}: {e})") from e
+    lines = [p.text for p in document.paragraphs]
+    for table in document.tables:
+        for row in table.rows:
+            lines.append(" | ".join(cell.text.strip() for cell in row.cells))
+    return "\n".join(lines)
+
+
+def _pdf_text(data: bytes, name: str) -> str:
+    import io
+
+    from pypdf import PdfReader
+    from pypdf.errors import PyPdfError
+
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        pages = [page.extract_text() or "" for page in reader.pages]
+    except (PyPdfError, ValueError, KeyError, TypeError) as e:
+        raise CorpusError(name, f"not a readable PDF file ({e.__class__.__name__}: {e})") from e
+    return "\n".join(pages)

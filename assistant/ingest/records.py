@@ -1,0 +1,77 @@
+"""The core records: a policy document and the clauses it is split into."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+# Statuses that mean a document (and so each of its clauses) is no longer in force.
+NOT_IN_FORCE = ("已废止", "已廢止", "失效", "已失效", "历史版本", "歷史版本", "已修改", "已被修改")
+
+
+@dataclass
+class PolicyDocument:
+    """One policy or interpretation, with its front-matter metadata and cleaned text."""
+
+    doc_id: str
+    title: str
+    text: str
+    doc_number: str = ""
+    issuer: str = ""
+    publish_date: str = ""
+    effective_date: str = ""
+    expiry_date: str = ""
+    status: str = "现行有效"
+    kind: str = "policy"
+    interprets: str = ""
+    source: str = ""
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def content_hash(self) -> str:
+        payload = "\x1f".join(f"{k}={v}" for k, v in sorted(self.metadata().items())) + "\x1e" + self.text
+        return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+    def metadata(self) -> dict[str, str]:
+        """Flat metadata carried by every clause of this document."""
+        return {
+            "doc_id": self.doc_id,
+            "title": self.title,
+            "doc_number": self.doc_number,
+            "issuer": self.issuer,
+            "publish_date": self.publish_date,
+            "effective_date": self.effective_date,
+            "expiry_date": self.expiry_date,
+            "status": self.status,
+            "kind": self.kind,
+            "interprets": self.interprets,
+            "source": self.source,
+        }
+
+
+@dataclass
+class Clause:
+    """The unit that is embedded, retrieved and cited."""
+
+    clause_id: str
+    doc_id: str
+    path: tuple[str, ...]
+    label: str
+    heading: str
+    text: str
+    order: int
+    metadata: dict[str, str] = field(default_factory=dict)
+    # Labels of the interpreted document's clauses that this (interpretation) clause explains.
+    refers_to: tuple[str, ...] = ()
+
+    @property
+    def title(self) -> str:
+        return self.metadata.get("title", "")
+
+    @property
+    def doc_number(self) -> str:
+        return self.metadata.get("doc_number", "")
+
+    @property
+    def status(self) -> str:
+        return self.metadata.get("status", "")
