@@ -1,0 +1,1 @@
+"""Index: clause embeddings in Chroma, BM25 beside them."""

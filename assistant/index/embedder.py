@@ -1,0 +1,79 @@
+"""The embedding model: sentence-transformers behind LangChain's `Embeddings` interface."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from langchain_core.embeddings import Embeddings
+
+from assistant.config import DEFAULT_MODEL, IndexSettings
+from assistant.errors import ModelError
+
+log = logging.getLogger(__name__)
+
+
+class ClauseEmbedder(Embeddings):
+    """Embeds clauses as passages and questions as queries, each with its model prompt."""
+
+    def __init__(self, model: Any, name: str, query_prefix: str, passage_prefix: str, batch_size: int = 32):
+        self.model = model
+        self.name = name
+        self.query_prefix = query_prefix
+        self.passage_prefix = passage_prefix
+        self.batch_size = batch_size
+
+    @property
+    def fingerprint(self) -> str:
+        """Identifies the vectors this embedder makes: model and prompts."""
+        key = f"{self.name}|{self.query_prefix}|{self.passage_prefix}"
+        return hashlib.sha256(key.encode()).hexdigest()[:12]
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return self._encode(texts, self.passage_prefix)
+
+    def embed_query(self, text: str) -> list[float]:
+        return self._encode([text], self.query_prefix)[0]
+
+    def _encode(self, texts: list[str], prefix: str) -> list[list[float]]:
+        if not texts:
+            return []
+        vectors = self.model.encode(
+            list(texts), prompt=prefix or None, batch_size=self.batch_size,
+            normalize_embeddings=True, show_progress_bar=False, convert_to_numpy=True,
+        )
+        return [list(map(float, v)) for v in vectors]
+
+
+def resolve_model_path(settings: IndexSettings) -> str:
+    """The bundled default becomes a folder under the cache directory; anything else is passed through."""
+    if settings.model != DEFAULT_MODEL:
+        return settings.model
+    from assistant.index.bundled_model import FORMAT_VERSION, MODEL_NAME, materialize
+
+    try:
+        return str(materialize(Path(settings.cache_dir) / f"{MODEL_NAME}-v{FORMAT_VERSION}"))
+    except OSError as e:
+        raise ModelError(f"cannot prepare the bundled model in {settings.cache_dir}: {e}",
+                         "set POLICY_ASSISTANT_INDEX__CACHE_DIR to a writable folder") from e
+
+
+def load_embedder(settings: IndexSettings) -> ClauseEmbedder:
+    """Load the configured sentence-transformers model on the CPU."""
+    path = resolve_model_path(settings)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    import transformers
+    from sentence_transformers import SentenceTransformer
+
+    transformers.logging.set_verbosity_error()
+    try:
+        model = SentenceTransformer(path, device="cpu")
+    except (OSError, ValueError) as e:
+        raise ModelError(f"cannot load embedding model {settings.model!r}: {e}",
+                         "use a local sentence-transformers folder, or a hub id that is cached") from e
+    log.info("embedding model %s loaded", settings.model)
+    return ClauseEmbedder(model, settings.model, settings.query_prefix, settings.passage_prefix,
+                          settings.batch_size)

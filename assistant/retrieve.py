@@ -1,0 +1,144 @@
+"""Normalise a question → dense + BM25 + exact 文号/条号 matches → fuse → judge relevance."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from assistant.config import Settings
+from assistant.index.build import Manifest, find_articles, find_doc_numbers, passage_text
+from assistant.index.embedder import ClauseEmbedder
+from assistant.index.lexical import LexicalIndex, tokenize
+from assistant.index.store import ClauseStore, chroma_client
+from assistant.ingest.normalize import normalize
+from assistant.ingest.records import Clause
+
+log = logging.getLogger(__name__)
+
+# Relevance model: a logistic function of the best clause's dense cosine and of how much of the
+# question's (IDF-weighted) vocabulary it contains. Fitted on held-out calibration questions
+# (tests/data/calibration.jsonl) with `policy-assistant calibrate`; see docs/retrieval.md.
+RELEVANCE_WEIGHTS = {"bias": -30.0, "cosine": 32.0, "coverage": 6.0}
+
+
+@dataclass
+class Candidate:
+    """A retrieved clause with the evidence for it."""
+
+    clause: Clause
+    dense: float = 0.0
+    dense_rank: int | None = None
+    lexical: float = 0.0
+    lexical_rank: int | None = None
+    exact: bool = False
+    fused: float = 0.0
+    coverage: float = 0.0
+    relevance: float = 0.0
+
+    def scores(self) -> dict[str, float | int | bool | None]:
+        return {
+            "dense": round(self.dense, 4), "dense_rank": self.dense_rank,
+            "bm25": round(self.lexical, 4), "bm25_rank": self.lexical_rank,
+            "exact": self.exact, "fused": round(self.fused, 5),
+            "coverage": round(self.coverage, 3), "relevance": round(self.relevance, 3),
+        }
+
+
+@dataclass
+class Retrieval:
+    """The ranked candidates for one question and whether any is relevant enough to answer from."""
+
+    question: str
+    normalized: str
+    candidates: list[Candidate] = field(default_factory=list)
+    relevant: bool = False
+
+    @property
+    def relevance(self) -> float:
+        return self.candidates[0].relevance if self.candidates else 0.0
+
+
+def relevance(cosine: float, coverage: float, weights: dict[str, float] | None = None) -> float:
+    w = weights or RELEVANCE_WEIGHTS
+    z = w["bias"] + w["cosine"] * cosine + w["coverage"] * coverage
+    return 1.0 / (1.0 + math.exp(-z))
+
+
+class Retriever:
+    """Hybrid retrieval over the active index generation."""
+
+    def __init__(self, index_dir: Path, embedder: ClauseEmbedder, settings: Settings, chroma_url: str = ""):
+        self.settings = settings.retrieval
+        self.embedder = embedder
+        self.manifest = Manifest.read(index_dir)
+        if self.manifest.fingerprint != embedder.fingerprint:
+            from assistant.errors import AssistantError
+
+            raise AssistantError(
+                f"the index in {index_dir} was built with model {self.manifest.model!r}, "
+                f"not the configured {embedder.name!r}",
+                "run `policy-assistant index` to rebuild it with the configured model",
+            )
+        self.store = ClauseStore(chroma_client(index_dir, chroma_url), self.manifest.collection, embedder)
+        generation = index_dir / "generations" / self.manifest.generation
+        self.lexical = LexicalIndex.load(generation / "lexical")
+        self.exact: dict[str, list[str]] = json.loads((generation / "exact.json").read_text(encoding="utf-8"))
+
+    def retrieve(self, question: str) -> Retrieval:
+        normalized = normalize(question)
+        result = Retrieval(question, normalized)
+        if not normalized:
+            return result
+        k = self.settings.candidates
+        query_vector = self.embedder.embed_query(normalized)
+        tokens = tokenize(normalized)
+        by_id: dict[str, Candidate] = {}
+        for rank, (clause, cosine) in enumerate(self.store.search(query_vector, k)):
+            by_id[clause.clause_id] = Candidate(clause, dense=cosine, dense_rank=rank)
+        lexical_hits = self.lexical.search(tokens, k)
+        exact_ids = self._exact_ids(normalized)
+        missing = [cid for cid, _ in lexical_hits if cid not in by_id] + [c for c in exact_ids if c not in by_id]
+        for clause_id, (clause, vector) in self.store.get_with_vectors(missing).items():
+            by_id[clause_id] = Candidate(clause, dense=float(np.dot(vector, query_vector)))
+        for rank, (clause_id, score) in enumerate(lexical_hits):
+            if clause_id in by_id:
+                by_id[clause_id].lexical, by_id[clause_id].lexical_rank = score, rank
+        for clause_id in exact_ids:
+            if clause_id in by_id:
+                by_id[clause_id].exact = True
+        self._fuse(by_id.values())
+        ranked = sorted(by_id.values(), key=lambda c: c.fused, reverse=True)
+        for candidate in ranked:
+            candidate.coverage = self.lexical.coverage(tokens, passage_text(candidate.clause))
+            candidate.relevance = relevance(candidate.dense, candidate.coverage)
+        if ranked and any(c.exact for c in ranked[:1]):
+            ranked[0].relevance = max(ranked[0].relevance, 1.0)
+        result.candidates = ranked
+        result.relevant = bool(ranked) and ranked[0].relevance >= self.settings.min_relevance
+        return result
+
+    def _exact_ids(self, normalized: str) -> list[str]:
+        ids: list[str] = []
+        for key in find_doc_numbers(normalized) + find_articles(normalized):
+            ids.extend(self.exact.get(key, []))
+        return list(dict.fromkeys(ids))
+
+    def _fuse(self, candidates: object) -> None:
+        k = self.settings.rrf_k
+        for c in candidates:  # type: ignore[attr-defined]
+            score = 0.0
+            if c.dense_rank is not None:
+                score += self.settings.dense_weight / (k + c.dense_rank + 1)
+            if c.lexical_rank is not None:
+                score += self.settings.lexical_weight / (k + c.lexical_rank + 1)
+            if c.exact:
+                score += (self.settings.dense_weight + self.settings.lexical_weight) / (k + 1)
+            c.fused = score
+
+    def neighbours(self, clause_ids: list[str]) -> dict[str, Clause]:
+        return self.store.get(clause_ids)
