@@ -24,6 +24,9 @@ class IndexSettings(BaseModel):
         Path.home() / ".cache" / "policy-assistant",
         description="Where the bundled model is materialised once as a sentence-transformers folder.",
     )
+    chroma_url: str = Field(
+        "", description="URL of a Chroma server (`chroma run`); empty uses the embedded store in index_dir."
+    )
     batch_size: int = Field(32, ge=1, description="Clauses embedded per batch.")
     max_clause_chars: int = Field(
         400, ge=50, description="Clauses longer than this are split at sentence ends into paragraphs."

@@ -69,6 +69,7 @@ def load_embedder(settings: IndexSettings) -> ClauseEmbedder:
     from sentence_transformers import SentenceTransformer
 
     transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
     try:
         model = SentenceTransformer(path, device="cpu")
     except (OSError, ValueError) as e:

@@ -58,6 +58,7 @@ class LexicalIndex:
     def build(cls, ids: list[str], texts: list[str]) -> LexicalIndex:
         import bm25s
 
+        logging.getLogger("bm25s").setLevel(logging.WARNING)
         model = bm25s.BM25()
         corpus = [tokenize(t) or ["\x00"] for t in texts]
         model.index(corpus, show_progress=False)

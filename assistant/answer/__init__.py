@@ -1,0 +1,1 @@
+"""Answers: composed from retrieved clauses, every sentence tagged with the clause it came from."""

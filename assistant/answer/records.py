@@ -1,0 +1,63 @@
+"""The answer records every door shows: `Answer` and its `Citation`s."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from assistant.ingest.records import Clause
+
+
+@dataclass
+class Citation:
+    """A clause an answer cites as [n]."""
+
+    n: int
+    clause: Clause
+    score: float
+    # Why it is cited: "retrieved" (it answered the question) or "interpreted" (the clause that a
+    # cited interpretation explains).
+    role: str = "retrieved"
+    sentences: list[str] = field(default_factory=list)
+
+    def reference(self) -> str:
+        """《title》(文号) label — the way a person cites a clause."""
+        number = f"({self.clause.doc_number})" if self.clause.doc_number else ""
+        return f"《{self.clause.title.strip('《》')}》{number} {self.clause.label}".strip()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "n": self.n,
+            "doc_id": self.clause.doc_id,
+            "clause_id": self.clause.clause_id,
+            "title": self.clause.title,
+            "doc_number": self.clause.doc_number,
+            "clause": self.clause.label,
+            "text": self.clause.text,
+            "status": self.clause.status,
+            "kind": self.clause.metadata.get("kind", "policy"),
+            "role": self.role,
+            "score": round(self.score, 4),
+            "sentences": self.sentences,
+        }
+
+
+@dataclass
+class Answer:
+    """What the assistant says to one question."""
+
+    question: str
+    text: str
+    refused: bool
+    citations: list[Citation] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    body: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "question": self.question,
+            "answer": self.text,
+            "refused": self.refused,
+            "warnings": self.warnings,
+            "citations": [c.to_json() for c in self.citations],
+        }
