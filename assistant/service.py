@@ -37,6 +37,7 @@ class Assistant:
     @property
     def retriever(self) -> Retriever:
         if self._retriever is None:
+            Manifest.read(self.index_dir)  # fail fast, before loading the model, when there is no index
             self._retriever = Retriever(self.index_dir, self.embedder, self.settings,
                                         self.settings.index.chroma_url)
         return self._retriever

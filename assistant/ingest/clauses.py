@@ -29,6 +29,7 @@ _MARKERS: list[tuple[str, re.Pattern[str]]] = [
 _ANSWER = re.compile(r"^[答]\s*[:：]")
 _MD_HEADING = re.compile(r"^(#{1,6})\s+(.*)$")
 _ARTICLE_LEVELS = ("bian", "zhang", "jie")
+_ITEM_KINDS = ("cn_dun", "num_dun", "paren_cn", "paren_num", "num_dot", "circled")
 _SENTENCE_END = re.compile(r"(?<=[。！？；!?;])")
 
 
@@ -94,6 +95,9 @@ def parse_clauses(doc: PolicyDocument, max_chars: int = 400) -> list[Clause]:
                 current.body.append(line)
                 continue
             kind, marker = found
+            if kind in _ITEM_KINDS and any(n.kind == "tiao" for n in stack):
+                current.body.append(line)  # items (项) of an article stay in the article
+                continue
         level = _level_of(stack, kind)
         del stack[level:]
         if stack:
@@ -118,6 +122,8 @@ def _drop_title_line(lines: list[str], doc: PolicyDocument) -> list[str]:
 
 def _level_of(stack: list[_Node], kind: str) -> int:
     """Where a new unit of `kind` goes: beside an open unit of the same kind, else below the innermost."""
+    if kind == "fujian":
+        return 0  # an attachment stands beside the main text, not inside its last item
     for i, node in enumerate(stack):
         if node.kind == kind:
             return i

@@ -1,0 +1,96 @@
+"""The CLI contract, through the real entry point (other tools drive it)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import CORPUS, EVAL
+
+pytestmark = pytest.mark.slow
+CITATION_KEYS = {"n", "doc_id", "title", "doc_number", "clause", "text", "status", "score"}
+
+
+def run(*args: str, stdin: str | None = None, index_dir: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "POLICY_ASSISTANT_INDEX_DIR": str(index_dir)}
+    return subprocess.run([sys.executable, "-m", "assistant", *args], input=stdin, capture_output=True,
+                          text=True, env=env, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def cli_index(tmp_path_factory) -> Path:
+    index_dir = tmp_path_factory.mktemp("cli-index")
+    done = run("index", str(CORPUS), index_dir=index_dir)
+    assert done.returncode == 0, done.stderr
+    assert "indexed 2 documents" in done.stdout
+    return index_dir
+
+
+def test_ask_json_contract(cli_index):
+    done = run("ask", "--json", "政务热线电话太多打不通怎么办？", index_dir=cli_index)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert len(lines) == 1
+    answer = json.loads(lines[0])
+    assert answer["question"] == "政务热线电话太多打不通怎么办？"
+    assert answer["refused"] is False
+    assert answer["citations"] and answer["answer"]
+    for position, citation in enumerate(answer["citations"], 1):
+        assert CITATION_KEYS <= citation.keys()
+        assert citation["n"] == position
+        assert citation["status"] == "现行有效"
+    assert "7、（四）" in [c["clause"] for c in answer["citations"]]
+
+
+def test_ask_json_reads_questions_from_stdin(cli_index):
+    questions = ["政务公开考核分值是多少？", "", "今天油价多少？", "兩微一端是指什麼？"]
+    done = run("ask", "--json", stdin="\n".join(questions) + "\n", index_dir=cli_index)
+    assert done.returncode == 0, done.stderr
+    answers = [json.loads(line) for line in done.stdout.strip().splitlines()]
+    assert [a["question"] for a in answers] == [q for q in questions if q]
+    assert [a["refused"] for a in answers] == [False, True, False]
+    assert answers[1]["citations"] == []
+
+
+def test_ask_for_people_prints_answer_and_sources(cli_index):
+    done = run("ask", "政务公开考核分值是多少？", index_dir=cli_index)
+    assert done.returncode == 0, done.stderr
+    assert "[1]" in done.stdout and "依据：" in done.stdout and "8、（二）" in done.stdout
+
+
+def test_eval_prints_the_metrics(cli_index):
+    done = run("eval", str(EVAL / "seed_dev.jsonl"), "--json", index_dir=cli_index)
+    assert done.returncode == 0, done.stderr
+    metrics = json.loads(done.stdout)
+    assert metrics["questions"] == 24
+    assert metrics["hit@1"] >= 0.85 and metrics["refusal_accuracy"] >= 0.75
+
+
+def test_ask_without_an_index_says_what_to_do(tmp_path):
+    done = run("ask", "任何问题", index_dir=tmp_path / "empty")
+    assert done.returncode == 2
+    assert "policy-assistant index" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_index_reports_failed_files_and_keeps_the_rest(tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "good.txt").write_text("关于测试的通知\n一、测试内容要公开。\n", encoding="utf-8")
+    (corpus / "broken.pdf").write_bytes(b"%PDF-1.4 broken")
+    done = run("index", str(corpus), index_dir=tmp_path / "idx")
+    assert done.returncode == 3
+    assert "broken.pdf" in done.stderr
+    assert "indexed 1 documents" in done.stdout
+
+
+def test_bad_eval_file_names_the_line(tmp_path, cli_index):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"question": "好问题", "kind": "answerable", "expect": ["x"]}\n{"kind": "answerable"}\n',
+                   encoding="utf-8")
+    done = run("eval", str(bad), index_dir=cli_index)
+    assert done.returncode == 2
+    assert "bad.jsonl:2" in done.stderr and "question" in done.stderr

