@@ -53,7 +53,7 @@ def main() -> None:
         stamps.append(time.perf_counter())
         refused += json.loads(line)["refused"]
     process.wait()
-    gaps = [(b - a) * 1000 for a, b in zip(stamps, stamps[1:])]
+    gaps = [(b - a) * 1000 for a, b in zip(stamps, stamps[1:], strict=False)]
     gaps.sort()
     print(f"questions: {len(stamps)} ({refused} refused)")
     print(f"first answer (process start + model load): {stamps[0] - started:.1f} s")

@@ -41,9 +41,11 @@ def main() -> None:
     model = LogisticRegression(C=args.C, class_weight="balanced").fit((x - mean) / scale, y)
     coef = model.coef_[0] / scale  # back to raw feature units
     bias = float(model.intercept_[0] - np.sum(model.coef_[0] * mean / scale))
-    weights = {"bias": round(bias, 2), "cosine": round(float(coef[0]), 2), "coverage": round(float(coef[1]), 2)}
+    weights = {"bias": round(bias, 2), "cosine": round(float(coef[0]), 2),
+               "coverage": round(float(coef[1]), 2)}
     print(json.dumps(weights))
-    print(f"calibration accuracy {model.score((x - mean) / scale, y):.3f} on {len(y)} questions ({int(y.sum())} answerable)")
+    accuracy = model.score((x - mean) / scale, y)
+    print(f"calibration accuracy {accuracy:.3f} on {len(y)} questions ({int(y.sum())} answerable)")
 
 
 if __name__ == "__main__":

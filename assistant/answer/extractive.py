@@ -14,8 +14,10 @@ from assistant.ingest.records import NOT_IN_FORCE, Clause
 from assistant.retrieve import Candidate, Retrieval
 
 _SENTENCE = re.compile(r"[^。！？；!?;\n]+[。！？；!?;]?")
-_LEADING_MARKER = re.compile(r"^\s*(?:[（(][一二三四五六七八九十\d]{1,3}[)）]|[一二三四五六七八九十]{1,3}、|\d{1,2}[、.．]"
-                             r"|第[〇零一二三四五六七八九十百千两\d]+条(?:之[一二三四五六七八九十\d]+)?\s*|[答]\s*[:：])\s*")
+_LEADING_MARKER = re.compile(
+    r"^\s*(?:[（(][一二三四五六七八九十\d]{1,3}[)）]|[一二三四五六七八九十]{1,3}、|\d{1,2}[、.．]"
+    r"|第[〇零一二三四五六七八九十百千两\d]+条(?:之[一二三四五六七八九十\d]+)?\s*|[答]\s*[:：])\s*"
+)
 _QUESTION_LINE = re.compile(r"^\s*[问問]\s*[\d一二三四五六七八九十]*\s*[:：]")
 
 

@@ -9,7 +9,9 @@ from functools import lru_cache
 import opencc
 
 # 文号 brackets: 〔2018〕 is canonical; scraped and typed texts use many look-alikes.
-_BRACKETS = str.maketrans({"[": "〔", "]": "〕", "【": "〔", "】": "〕", "﹝": "〔", "﹞": "〕", "［": "〔", "］": "〕"})
+_BRACKETS = str.maketrans(
+    {"[": "〔", "]": "〕", "【": "〔", "】": "〕", "﹝": "〔", "﹞": "〕", "［": "〔", "］": "〕"}
+)
 _YEAR_IN_PARENS = re.compile(r"[（(]((?:19|20)\d{2})[)）](?=\s*\d+\s*号)")
 _SPACE = re.compile(r"[ \t\u3000]+")
 
