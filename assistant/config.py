@@ -58,7 +58,13 @@ class AnswerSettings(BaseModel):
         0.75,
         ge=0,
         le=1,
-        description="A clause is cited only if its relevance is at least this fraction of the best one's.",
+        description="A further clause is cited only if its fused score is at least this fraction of the best one's.",
+    )
+    relative_relevance: float = Field(
+        0.6,
+        ge=0,
+        le=1,
+        description="…and its relevance at least this fraction of the best clause's relevance.",
     )
     referral: str = Field(
         "建议拨打12345政务服务便民热线，或咨询相关主管部门。",

@@ -14,17 +14,30 @@ QUESTIONS = ["政务公开工作要纳入绩效考核吗？", "热线电话太�
              "线上线下政务服务要融合吗？", "涉及群众切身利益的决策草案会提前公布吗？"]
 
 
+def _bigram_share(sentences: list[str], line: str) -> float:
+    def grams(text: str) -> set[str]:
+        text = re.sub(r"\W", "", normalize(text))
+        return {text[i:i + 2] for i in range(len(text) - 1)}
+
+    new = grams("".join(sentences))
+    return len(new & grams(line)) / len(new)
+
+
 @pytest.mark.parametrize("question", QUESTIONS)
 def test_every_sentence_comes_from_the_clause_it_cites(assistant, question):
     answer = assistant.ask(question)
     assert not answer.refused
     retrieved = {c.clause.clause_id for c in assistant.retrieve(question).candidates}
     by_n = {c.n: c for c in answer.citations}
-    tagged = re.findall(r"([^\[\]]+?)\[(\d+)\]", answer.body)
+    tagged = re.findall(r"([^\[\]]+?)((?:\[\d+\])+)", answer.body)
     assert tagged
-    for sentence, n in tagged:
-        citation = by_n[int(n)]
-        assert normalize(sentence) in normalize(citation.clause.text).replace("\n", "")
+    for sentence, markers in tagged:
+        first, *also = [by_n[int(n)] for n in re.findall(r"\d+", markers)]
+        assert normalize(sentence) in normalize(first.clause.text).replace("\n", "")
+        for citation in also:  # an interpreted clause cited beside the interpretation that restates it
+            assert citation.role == "interpreted"
+            assert citation.clause.clause_id in first.clause.refers_to
+            assert _bigram_share(citation.sentences, sentence) >= 0.6
     for citation in answer.citations:
         if citation.role == "retrieved":
             assert citation.clause.clause_id in retrieved

@@ -80,6 +80,11 @@ def compose(
     budget = settings.max_sentences
     for citation in citations:
         picked = _pick_sentences(citation, tokens, lexical, first=citation.n == 1, budget=budget)
+        if citation.role == "interpreted" and lines and picked and _restates(lines[-1], picked):
+            # the interpretation just said this in other words: cite the clause beside it, don't repeat it
+            citation.sentences = picked
+            lines[-1] += f"[{citation.n}]"
+            continue
         citation.sentences = picked
         budget -= len(picked)
         lines.extend(f"{render(s, traditional)}[{citation.n}]" for s in picked)
@@ -94,13 +99,26 @@ def compose(
     return Answer(question, text, refused=False, citations=citations, warnings=warnings, body=body)
 
 
+def _bigrams(text: str) -> set[str]:
+    text = re.sub(r"[^\w]", "", normalize(text))
+    return {text[i:i + 2] for i in range(len(text) - 1)}
+
+
+def _restates(line: str, sentences: list[str]) -> bool:
+    """True when most of the sentences' character bigrams already stand in the line."""
+    said = _bigrams(re.sub(r"\[\d+\]", "", line))
+    new = _bigrams("".join(sentences))
+    return bool(new) and len(new & said) / len(new) >= 0.6
+
+
 def _choose(candidates: list[Candidate], settings: AnswerSettings) -> list[Candidate]:
     top = candidates[0]
     chosen = [top]
     for candidate in candidates[1:]:
         if len(chosen) >= settings.max_citations:
             break
-        if candidate.fused >= settings.relative_cut * top.fused and candidate.relevance >= 0.5:
+        floor = max(0.5, settings.relative_relevance * top.relevance)
+        if candidate.fused >= settings.relative_cut * top.fused and candidate.relevance >= floor:
             chosen.append(candidate)
     return chosen
 
