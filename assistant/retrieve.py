@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 RELEVANCE_WEIGHTS = {"bias": -52.55, "cosine": 59.16, "coverage": 3.25}
 # Only the best few fused candidates are judged; the rest are never cited.
 JUDGED = 10
+# A 第X条 in a question is matched exactly only when few documents have that article.
+MAX_ARTICLE_MATCHES = 5
 
 
 @dataclass
@@ -103,7 +105,7 @@ class Retriever:
         for rank, (clause, cosine) in enumerate(self.store.search(query_vector, k)):
             by_id[clause.clause_id] = Candidate(clause, dense=cosine, dense_rank=rank)
         lexical_hits = self.lexical.search(tokens, k)
-        exact_ids = self._exact_ids(normalized)
+        exact_ids, by_number = self._exact_ids(normalized)
         missing = [cid for cid, _ in lexical_hits if cid not in by_id] + [c for c in exact_ids if c not in by_id]
         for clause_id, (clause, vector) in self.store.get_with_vectors(missing).items():
             by_id[clause_id] = Candidate(clause, dense=float(np.dot(vector, query_vector)))
@@ -118,17 +120,21 @@ class Retriever:
         for candidate in ranked[:JUDGED]:
             candidate.coverage = self.lexical.coverage(tokens, passage_text(candidate.clause))
             candidate.relevance = relevance(candidate.dense, candidate.coverage)
-        if ranked and any(c.exact for c in ranked[:1]):
-            ranked[0].relevance = max(ranked[0].relevance, 1.0)
+        if ranked and ranked[0].clause.clause_id in by_number:
+            ranked[0].relevance = 1.0  # the question names a 文号 that this clause carries or cites
         result.candidates = ranked
         result.relevant = bool(ranked) and ranked[0].relevance >= self.settings.min_relevance
         return result
 
-    def _exact_ids(self, normalized: str) -> list[str]:
-        ids: list[str] = []
-        for key in find_doc_numbers(normalized) + find_articles(normalized):
-            ids.extend(self.exact.get(key, []))
-        return list(dict.fromkeys(ids))
+    def _exact_ids(self, normalized: str) -> tuple[list[str], set[str]]:
+        """Clauses matched by a 文号 or a 第X条 in the question; the second item: those matched by a 文号."""
+        by_number = [cid for key in find_doc_numbers(normalized) for cid in self.exact.get(key, [])]
+        ids = list(by_number)
+        for key in find_articles(normalized):
+            matches = self.exact.get(key, [])
+            if len(matches) <= MAX_ARTICLE_MATCHES:  # 第X条 alone is ambiguous across many documents
+                ids.extend(matches)
+        return list(dict.fromkeys(ids)), set(by_number)
 
     def _fuse(self, candidates: object) -> None:
         k = self.settings.rrf_k
