@@ -79,10 +79,6 @@ def index(
         raise typer.Exit(code=3)
 
 
-def _print_answer(answer: Any) -> None:
-    typer.echo(answer.text)
-
-
 @app.command()
 def ask(
     question: Annotated[str | None, typer.Argument(help="The question; omitted: one per line from stdin.")] = None,
@@ -100,7 +96,7 @@ def ask(
             typer.echo(json.dumps(answer.to_json(), ensure_ascii=False))
             sys.stdout.flush()
         else:
-            _print_answer(answer)
+            typer.echo(answer.text)
 
 
 @app.command("eval")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -136,9 +137,9 @@ class Retriever:
                 ids.extend(matches)
         return list(dict.fromkeys(ids)), set(by_number)
 
-    def _fuse(self, candidates: object) -> None:
+    def _fuse(self, candidates: Iterable[Candidate]) -> None:
         k = self.settings.rrf_k
-        for c in candidates:  # type: ignore[attr-defined]
+        for c in candidates:
             score = 0.0
             if c.dense_rank is not None:
                 score += self.settings.dense_weight / (k + c.dense_rank + 1)
