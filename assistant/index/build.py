@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -107,7 +108,7 @@ def build_index(
                           "check the paths; supported files: .md .txt .html .docx .pdf")
 
     index_dir.mkdir(parents=True, exist_ok=True)
-    generation = time.strftime("%Y%m%d%H%M%S") + f"-{os.getpid()}"
+    generation = time.strftime("%Y%m%d%H%M%S") + "-" + uuid.uuid4().hex[:8]
     collection = f"clauses-{embedder.fingerprint}-c{CHUNKING_VERSION}-{generation}"
     client = chroma_client(index_dir, chroma_url)
     store = ClauseStore(client, collection, embedder)
