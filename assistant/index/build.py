@@ -148,12 +148,16 @@ def _unique(documents: list[PolicyDocument], summary: BuildSummary) -> list[Poli
 
 
 def _embed(embedder: ClauseEmbedder, passages: list[str], progress: Progress | None) -> list[list[float]]:
-    vectors: list[list[float]] = []
+    """Embed in batches of similar length (little padding), returning vectors in the passages' order."""
+    order = sorted(range(len(passages)), key=lambda i: len(passages[i]))
+    vectors: list[list[float]] = [[] for _ in passages]
     step = max(embedder.batch_size, 1)
-    for start in range(0, len(passages), step):
-        vectors.extend(embedder.embed_documents(passages[start:start + step]))
+    for start in range(0, len(order), step):
+        batch = order[start:start + step]
+        for i, vector in zip(batch, embedder.embed_documents([passages[i] for i in batch]), strict=True):
+            vectors[i] = vector
         if progress:
-            progress(min(start + step, len(passages)), len(passages))
+            progress(min(start + step, len(order)), len(order))
     return vectors
 
 

@@ -19,9 +19,11 @@ log = logging.getLogger(__name__)
 class ClauseEmbedder(Embeddings):
     """Embeds clauses as passages and questions as queries, each with its model prompt."""
 
-    def __init__(self, model: Any, name: str, query_prefix: str, passage_prefix: str, batch_size: int = 32):
+    def __init__(self, model: Any, name: str, query_prefix: str, passage_prefix: str, batch_size: int = 32,
+                 quantized: bool = False):
         self.model = model
         self.name = name
+        self.quantized = quantized
         self.query_prefix = query_prefix
         self.passage_prefix = passage_prefix
         self.batch_size = batch_size
@@ -29,7 +31,7 @@ class ClauseEmbedder(Embeddings):
     @property
     def fingerprint(self) -> str:
         """Identifies the vectors this embedder makes: model and prompts."""
-        key = f"{self.name}|{self.query_prefix}|{self.passage_prefix}"
+        key = f"{self.name}|{self.query_prefix}|{self.passage_prefix}" + ("|int8" if self.quantized else "")
         return hashlib.sha256(key.encode()).hexdigest()[:12]
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
@@ -75,6 +77,19 @@ def load_embedder(settings: IndexSettings) -> ClauseEmbedder:
     except (OSError, ValueError) as e:
         raise ModelError(f"cannot load embedding model {settings.model!r}: {e}",
                          "use a local sentence-transformers folder, or a hub id that is cached") from e
-    log.info("embedding model %s loaded", settings.model)
+    if settings.quantize:
+        model = quantize(model)
+    log.info("embedding model %s loaded%s", settings.model, " (int8)" if settings.quantize else "")
     return ClauseEmbedder(model, settings.model, settings.query_prefix, settings.passage_prefix,
-                          settings.batch_size)
+                          settings.batch_size, quantized=settings.quantize)
+
+
+def quantize(model: Any) -> Any:
+    """Dynamic int8 quantisation of the linear layers (weights int8, activations quantised per batch)."""
+    import warnings
+
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # eager-mode quantisation is marked for migration to torchao
+        return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
