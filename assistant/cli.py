@@ -106,13 +106,13 @@ def evaluate(
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show every question's outcome.")] = False,
 ) -> None:
-    """Measure hit@1, hit@3, MRR, refusal accuracy and false refusals on an eval file."""
+    """Measure hit@k and MRR@5 of retrieval, cited answers, refusal accuracy and false refusals."""
     from assistant.evaluation import EvalResult, read_eval_file, run_eval
 
     items = read_eval_file(file)
     assistant = _assistant(index_dir)
     result = EvalResult()
-    for row in run_eval(items, assistant.ask):
+    for row in run_eval(items, assistant.ask_traced):
         result.rows.append(row)
         if verbose:
             outcome = "refused" if row["refused"] else f"rank {row['rank']}"
@@ -123,8 +123,14 @@ def evaluate(
     else:
         typer.echo(f"{file}: {metrics['questions']} questions "
                    f"({metrics['answerable']} answerable, {metrics['out_of_corpus']} out of corpus)")
-        for key in ("hit@1", "hit@3", "mrr", "refusal_accuracy", "false_refusal_rate"):
+        keys = ("hit@1", "hit@3", "hit@5", "mrr@5", "cited", "refusal_accuracy", "false_refusal_rate")
+        for key in keys:
             typer.echo(f"  {key:<19} {metrics[key]:.3f}")
+        for script in ("simplified", "traditional"):
+            if script in metrics:
+                part = metrics[script]
+                typer.echo(f"  {script}: {part['questions']} questions, "
+                           + ", ".join(f"{key} {part[key]:.3f}" for key in keys))
 
 
 @app.command()

@@ -8,9 +8,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from assistant.answer.records import Answer, Citation
+from assistant.answer.records import Answer
 from assistant.errors import AssistantError
-from assistant.ingest.normalize import normalize
+from assistant.ingest.normalize import is_traditional, normalize
+from assistant.ingest.records import Clause
+from assistant.retrieve import Retrieval
 
 KINDS = ("answerable", "out_of_corpus")
 
@@ -25,28 +27,43 @@ class EvalItem:
 
 @dataclass
 class EvalResult:
-    """Per-question outcomes and the summary metrics."""
+    """Per-question outcomes and the summary metrics (overall and per script)."""
 
     rows: list[dict[str, Any]] = field(default_factory=list)
 
-    def metrics(self) -> dict[str, float | int]:
-        answerable = [r for r in self.rows if r["kind"] == "answerable"]
-        outside = [r for r in self.rows if r["kind"] == "out_of_corpus"]
+    def metrics(self) -> dict[str, Any]:
+        summary = summarize(self.rows)
+        for script in ("simplified", "traditional"):
+            rows = [r for r in self.rows if r.get("script") == script]
+            if rows and len(rows) < len(self.rows):
+                summary[script] = summarize(rows)
+        return summary
 
-        def share(rows: list[dict[str, Any]], test: Callable[[dict[str, Any]], bool]) -> float:
-            return round(sum(1 for r in rows if test(r)) / len(rows), 4) if rows else 0.0
 
-        return {
-            "questions": len(self.rows),
-            "answerable": len(answerable),
-            "out_of_corpus": len(outside),
-            "hit@1": share(answerable, lambda r: r["rank"] == 1),
-            "hit@3": share(answerable, lambda r: r["rank"] is not None and r["rank"] <= 3),
-            "mrr": round(sum(1 / r["rank"] for r in answerable if r["rank"]) / len(answerable), 4)
-            if answerable else 0.0,
-            "refusal_accuracy": share(outside, lambda r: r["refused"]),
-            "false_refusal_rate": share(answerable, lambda r: r["refused"]),
-        }
+def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """hit@k and MRR@5 over the retrieved ranking; `cited`: the answer cites an accepted clause."""
+    answerable = [r for r in rows if r["kind"] == "answerable"]
+    outside = [r for r in rows if r["kind"] == "out_of_corpus"]
+
+    def share(group: list[dict[str, Any]], test: Callable[[dict[str, Any]], bool]) -> float:
+        return round(sum(1 for r in group if test(r)) / len(group), 4) if group else 0.0
+
+    def within(k: int) -> Callable[[dict[str, Any]], bool]:
+        return lambda r: r["rank"] is not None and r["rank"] <= k
+
+    return {
+        "questions": len(rows),
+        "answerable": len(answerable),
+        "out_of_corpus": len(outside),
+        "hit@1": share(answerable, within(1)),
+        "hit@3": share(answerable, within(3)),
+        "hit@5": share(answerable, within(5)),
+        "mrr@5": round(sum(1 / r["rank"] for r in answerable if within(5)(r)) / len(answerable), 4)
+        if answerable else 0.0,
+        "cited": share(answerable, lambda r: r.get("cited", False)),
+        "refusal_accuracy": share(outside, lambda r: r["refused"]),
+        "false_refusal_rate": share(answerable, lambda r: r["refused"]),
+    }
 
 
 def read_eval_file(path: Path) -> list[EvalItem]:
@@ -78,34 +95,43 @@ def read_eval_file(path: Path) -> list[EvalItem]:
     return items
 
 
-def citation_matches(citation: Citation, expected: str | dict[str, str]) -> bool:
+def clause_matches(clause: Clause, expected: str | dict[str, str]) -> bool:
     """A phrase matches when the clause text contains it (after t2s); {title, clause} matches the label."""
     if isinstance(expected, str):
-        return normalize(expected) in normalize(citation.clause.text)
+        return normalize(expected) in normalize(clause.text)
     title = normalize(expected.get("title", "")).strip("《》")
     label = normalize(expected.get("clause", ""))
-    title_ok = not title or title == normalize(citation.clause.title).strip("《》")
-    clause_label = normalize(citation.clause.label)
+    title_ok = not title or title == normalize(clause.title).strip("《》")
+    clause_label = normalize(clause.label)
     label_ok = not label or clause_label == label or clause_label.startswith(label + "第")
     return title_ok and label_ok
 
 
-def first_hit(answer: Answer, expect: list[str | dict[str, str]]) -> int | None:
-    for position, citation in enumerate(answer.citations, 1):
-        if any(citation_matches(citation, e) for e in expect):
+def first_hit(clauses: list[Clause], expect: list[str | dict[str, str]]) -> int | None:
+    """1-based position of the first clause that an expectation accepts."""
+    for position, clause in enumerate(clauses, 1):
+        if any(clause_matches(clause, e) for e in expect):
             return position
     return None
 
 
-def run_eval(items: list[EvalItem], ask: Callable[[str], Answer]) -> Iterator[dict[str, Any]]:
-    """Ask each question; yield one row per question (rank of the first matching citation, refused)."""
+def script_of(question: str) -> str:
+    return "traditional" if is_traditional(question) else "simplified"
+
+
+def run_eval(items: list[EvalItem], ask: Callable[[str], tuple[Answer, Retrieval]]) -> Iterator[dict[str, Any]]:
+    """Ask each question; yield one row per question: rank of the first accepted clause among the
+    retrieved candidates, whether the answer cites one, and whether it refused."""
     for item in items:
-        answer = ask(item.question)
+        answer, retrieval = ask(item.question)
+        ranked = [c.clause for c in retrieval.candidates]
         yield {
             "id": item.id,
             "kind": item.kind,
+            "script": script_of(item.question),
             "question": item.question,
             "refused": answer.refused,
-            "rank": None if answer.refused else first_hit(answer, item.expect),
+            "rank": first_hit(ranked, item.expect),
+            "cited": first_hit([c.clause for c in answer.citations], item.expect) is not None,
             "top": answer.citations[0].reference() if answer.citations else "",
         }

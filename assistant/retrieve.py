@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,6 +69,17 @@ class Retrieval:
         return self.candidates[0].relevance if self.candidates else 0.0
 
 
+def bigrams(text: str) -> set[str]:
+    text = re.sub(r"[^\w]", "", normalize(text))
+    return {text[i:i + 2] for i in range(len(text) - 1)}
+
+
+def same_content(clause: Clause, other: Clause) -> bool:
+    """Most of the clause's character bigrams stand in the other: e.g. one article in two versions of a law."""
+    mine = bigrams(clause.text)
+    return bool(mine) and len(mine & bigrams(other.text)) / len(mine) >= 0.7
+
+
 def relevance(cosine: float, coverage: float, weights: dict[str, float] | None = None) -> float:
     w = weights or RELEVANCE_WEIGHTS
     z = w["bias"] + w["cosine"] * cosine + w["coverage"] * coverage
@@ -116,7 +128,7 @@ class Retriever:
         for clause_id in exact_ids:
             if clause_id in by_id:
                 by_id[clause_id].exact = True
-        self._fuse(by_id.values())
+        self._fuse(list(by_id.values()))
         ranked = sorted(by_id.values(), key=lambda c: c.fused, reverse=True)
         for candidate in ranked[:JUDGED]:
             candidate.coverage = self.lexical.coverage(tokens, passage_text(candidate.clause))
@@ -148,6 +160,16 @@ class Retriever:
             if c.exact:
                 score += (self.settings.dense_weight + self.settings.lexical_weight) / (k + 1)
             c.fused = score
+        self._prefer_in_force(list(candidates))
+
+    @staticmethod
+    def _prefer_in_force(candidates: list[Candidate]) -> None:
+        """A clause no longer in force ranks just below the version in force of the same clause, if retrieved."""
+        current = [c for c in candidates if c.clause.in_force()]
+        for old in (c for c in candidates if not c.clause.in_force()):
+            twins = [c.fused for c in current if same_content(old.clause, c.clause)]
+            if twins and old.fused >= max(twins):
+                old.fused = max(twins) * 0.999
 
     def neighbours(self, clause_ids: list[str]) -> dict[str, Clause]:
         return self.store.get(clause_ids)

@@ -53,8 +53,13 @@ class Assistant:
 
     def ask(self, question: str) -> Answer:
         """A cited answer, or a refusal when nothing in the corpus is relevant."""
+        return self.ask_traced(question)[0]
+
+    def ask_traced(self, question: str) -> tuple[Answer, Retrieval]:
+        """The answer together with the retrieval it was composed from (all candidates and their scores)."""
         retrieval = self.retrieve(question)
-        return compose(retrieval, self.settings.answer, self.retriever.lexical, self.retriever.neighbours)
+        answer = compose(retrieval, self.settings.answer, self.retriever.lexical, self.retriever.neighbours)
+        return answer, retrieval
 
     def reindex(self, paths: Iterable[Path] | None = None, progress: Progress | None = None) -> BuildSummary:
         """Index the given files/folders (default: the corpus folder) and switch to the new generation."""

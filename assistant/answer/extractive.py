@@ -10,8 +10,8 @@ from assistant.answer.records import Answer, Citation
 from assistant.config import AnswerSettings
 from assistant.index.lexical import LexicalIndex, tokenize
 from assistant.ingest.normalize import is_traditional, normalize, to_simplified, to_traditional
-from assistant.ingest.records import NOT_IN_FORCE, Clause
-from assistant.retrieve import Candidate, Retrieval
+from assistant.ingest.records import NOT_IN_FORCE, Clause, expired
+from assistant.retrieve import Candidate, Retrieval, bigrams, same_content
 
 _SENTENCE = re.compile(r"[^。！？；!?;\n]+[。！？；!?;]?")
 _LEADING_MARKER = re.compile(
@@ -40,20 +40,21 @@ def render(text: str, traditional: bool) -> str:
 
 
 def validity_warning(clause: Clause, today: dt.date | None = None) -> str:
-    """A plain warning when the clause's document is not in force, else ''."""
-    today = today or dt.date.today()
-    status = clause.status
+    """A plain warning when the clause's document is not in force, naming its replacement if known; else ''."""
     title = clause.title.strip("《》")
-    if status in NOT_IN_FORCE:
-        return f"注意：《{title}》的状态为“{status}”，所引内容可能已不再适用。"
-    expiry = clause.metadata.get("expiry_date", "")
-    try:
-        expired = bool(expiry) and dt.date.fromisoformat(expiry[:10]) < today
-    except ValueError:
-        expired = False
-    if expired:
-        return f"注意：《{title}》已于{expiry[:10]}到期，所引内容可能已不再适用。"
-    return ""
+    expiry = clause.metadata.get("expiry_date", "")[:10]
+    if clause.status in NOT_IN_FORCE:
+        warning = f"注意：《{title}》的状态为“{clause.status}”，所引内容可能已不再适用。"
+    elif expired(expiry, today):
+        warning = f"注意：《{title}》已于{expiry}到期，所引内容可能已不再适用。"
+    else:
+        return ""
+    new_title = clause.metadata.get("replaced_by_title", "").strip("《》")
+    if new_title:
+        date = clause.metadata.get("replaced_by_date", "")
+        which = "现行版本" if new_title == title else "现行文件"
+        warning += f"{which}为《{new_title}》" + (f"（{date}公布）" if date else "") + "，请以其为准。"
+    return warning
 
 
 def refusal(question: str, settings: AnswerSettings) -> Answer:
@@ -99,15 +100,10 @@ def compose(
     return Answer(question, text, refused=False, citations=citations, warnings=warnings, body=body)
 
 
-def _bigrams(text: str) -> set[str]:
-    text = re.sub(r"[^\w]", "", normalize(text))
-    return {text[i:i + 2] for i in range(len(text) - 1)}
-
-
 def _restates(line: str, sentences: list[str]) -> bool:
     """True when most of the sentences' character bigrams already stand in the line."""
-    said = _bigrams(re.sub(r"\[\d+\]", "", line))
-    new = _bigrams("".join(sentences))
+    said = bigrams(re.sub(r"\[\d+\]", "", line))
+    new = bigrams("".join(sentences))
     return bool(new) and len(new & said) / len(new) >= 0.6
 
 
@@ -118,7 +114,8 @@ def _choose(candidates: list[Candidate], settings: AnswerSettings) -> list[Candi
         if len(chosen) >= settings.max_citations:
             break
         floor = max(0.5, settings.relative_relevance * top.relevance)
-        if candidate.fused >= settings.relative_cut * top.fused and candidate.relevance >= floor:
+        if (candidate.fused >= settings.relative_cut * top.fused and candidate.relevance >= floor
+                and not any(same_content(candidate.clause, c.clause) for c in chosen)):
             chosen.append(candidate)
     return chosen
 

@@ -35,6 +35,8 @@ class Citation:
             "clause": self.clause.label,
             "text": self.clause.text,
             "status": self.clause.status,
+            "in_force": self.clause.in_force(),
+            "replaced_by": self.clause.metadata.get("replaced_by_title", ""),
             "kind": self.clause.metadata.get("kind", "policy"),
             "role": self.role,
             "score": round(self.score, 4),

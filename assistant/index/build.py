@@ -115,6 +115,7 @@ def build_index(
     passages = [passage_text(c) for c in clauses]
     vectors = _embed(embedder, passages, progress)
     _link_interpretations(documents, clauses, vectors)
+    _link_replacements(documents, clauses)
     try:
         store.add(clauses, passages, vectors)
         gen_dir = index_dir / "generations" / generation
@@ -188,6 +189,44 @@ def _link_interpretations(documents: list[PolicyDocument], clauses: list[Clause]
                 best = int(np.argmax(sims))
                 named = [targets[best].clause_id] if sims[best] >= LINK_SIMILARITY else []
             clause.refers_to = tuple(named)
+
+
+def _link_replacements(documents: list[PolicyDocument], clauses: list[Clause]) -> None:
+    """Tell each clause of a document that is no longer in force which document replaces it: the one its
+    `replaced_by` names, one that says it `replaces` it, else the newest document in force with the same title."""
+    by_key: dict[str, PolicyDocument] = {}
+    for doc in sorted(documents, key=lambda d: (d.in_force(), d.publish_date)):  # in force, newest wins
+        for key in (doc.doc_id, doc.title, doc.doc_number):
+            if key:
+                by_key[_key(key)] = doc
+    replacement: dict[str, PolicyDocument] = {}
+    unresolved: dict[str, str] = {}
+    for doc in documents:
+        if doc.replaced_by:
+            target = by_key.get(_key(doc.replaced_by))
+            if target is not None and target is not doc:
+                replacement[doc.doc_id] = target
+            else:
+                unresolved[doc.doc_id] = doc.replaced_by.strip("《》")
+        old = by_key.get(_key(doc.replaces)) if doc.replaces else None
+        if old is not None and old is not doc:
+            replacement.setdefault(old.doc_id, doc)
+    for doc in documents:
+        newer = by_key.get(_key(doc.title))
+        if (doc.doc_id not in replacement and not doc.in_force() and newer is not None and newer is not doc
+                and newer.in_force() and newer.publish_date >= doc.publish_date):
+            replacement[doc.doc_id] = newer
+    for clause in clauses:
+        if clause.doc_id in replacement:
+            new = replacement[clause.doc_id]
+            clause.metadata.update(replaced_by=new.doc_id, replaced_by_title=new.title,
+                                   replaced_by_date=new.publish_date)
+        elif clause.doc_id in unresolved:
+            clause.metadata["replaced_by_title"] = unresolved[clause.doc_id]
+
+
+def _key(text: str) -> str:
+    return normalize(text).strip().strip("《》")
 
 
 def _exact_keys(clauses: list[Clause]) -> dict[str, list[str]]:

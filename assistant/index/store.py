@@ -14,7 +14,8 @@ from assistant.ingest.records import Clause
 log = logging.getLogger(__name__)
 
 _METADATA_KEYS = ("doc_id", "title", "doc_number", "issuer", "publish_date", "effective_date",
-                  "expiry_date", "status", "kind", "interprets", "source")
+                  "expiry_date", "status", "kind", "interprets", "replaced_by", "replaced_by_title",
+                  "replaced_by_date", "source")
 
 
 def chroma_client(index_dir: Path, url: str = "") -> Any:

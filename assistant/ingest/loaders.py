@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 SUFFIXES = (".md", ".markdown", ".txt", ".text", ".html", ".htm", ".docx", ".pdf")
 FIELDS = (
     "title", "doc_number", "issuer", "publish_date", "effective_date", "expiry_date",
-    "status", "kind", "interprets", "source",
+    "status", "kind", "interprets", "replaced_by", "replaces", "source",
 )
 KINDS = ("policy", "interpretation")
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|\Z)", re.S)
@@ -126,6 +126,8 @@ def build_document(doc_id: str, text: str, meta: dict[str, object], source: str 
         status=values["status"] or "现行有效",
         kind=kind,
         interprets=values["interprets"],
+        replaced_by=values["replaced_by"],
+        replaces=values["replaces"],
         source=values["source"] or source,
         extra=extra,
     )

@@ -23,7 +23,8 @@ def _t2s() -> opencc.OpenCC:
 
 @lru_cache(maxsize=1)
 def _s2t() -> opencc.OpenCC:
-    return opencc.OpenCC("s2t")
+    # Taiwan glyph standard (為, 裡, 著), characters only: no vocabulary is changed.
+    return opencc.OpenCC("s2tw")
 
 
 def fold_width(text: str) -> str:

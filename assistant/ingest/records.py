@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from dataclasses import dataclass, field
 
@@ -24,6 +25,9 @@ class PolicyDocument:
     status: str = "现行有效"
     kind: str = "policy"
     interprets: str = ""
+    # The document that supersedes this one / that this one supersedes (doc id, title or 文号).
+    replaced_by: str = ""
+    replaces: str = ""
     source: str = ""
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -45,8 +49,24 @@ class PolicyDocument:
             "status": self.status,
             "kind": self.kind,
             "interprets": self.interprets,
+            "replaced_by": self.replaced_by,
             "source": self.source,
         }
+
+    def in_force(self, today: dt.date | None = None) -> bool:
+        return in_force(self.status, self.expiry_date, today)
+
+
+def in_force(status: str, expiry_date: str = "", today: dt.date | None = None) -> bool:
+    """False when the status says so (已废止, 历史版本 …) or the expiry date has passed."""
+    return status not in NOT_IN_FORCE and not expired(expiry_date, today)
+
+
+def expired(expiry_date: str, today: dt.date | None = None) -> bool:
+    try:
+        return bool(expiry_date) and dt.date.fromisoformat(expiry_date[:10]) < (today or dt.date.today())
+    except ValueError:
+        return False
 
 
 @dataclass
@@ -75,3 +95,6 @@ class Clause:
     @property
     def status(self) -> str:
         return self.metadata.get("status", "")
+
+    def in_force(self, today: dt.date | None = None) -> bool:
+        return in_force(self.status, self.metadata.get("expiry_date", ""), today)
