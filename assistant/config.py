@@ -46,7 +46,7 @@ class RetrievalSettings(BaseModel):
     dense_weight: float = Field(1.0, ge=0, description="Weight of the dense ranking in the fusion.")
     lexical_weight: float = Field(1.0, ge=0, description="Weight of the BM25 ranking in the fusion.")
     min_relevance: float = Field(
-        0.5,
+        0.6,
         ge=0,
         le=1,
         description="Relevance (0–1, calibrated on held-out questions) below which the assistant refuses.",

@@ -26,8 +26,8 @@ log = logging.getLogger(__name__)
 # the IDF-weighted share of the question's terms it contains. Fitted with bench/calibrate.py on
 # eval/calibration.jsonl (C=1), never on the eval sets it is measured on.
 RELEVANCE_WEIGHTS = {"bias": -52.55, "cosine": 59.16, "coverage": 3.25}
-# Only the best few fused candidates are judged; the rest are never cited.
-JUDGED = 10
+# Only the best fused candidates are judged (and reordered by relevance); the rest are never cited.
+JUDGED = 20
 # A 第X条 in a question is matched exactly only when few documents have that article.
 MAX_ARTICLE_MATCHES = 5
 
@@ -133,6 +133,9 @@ class Retriever:
         for candidate in ranked[:JUDGED]:
             candidate.coverage = self.lexical.coverage(tokens, passage_text(candidate.clause))
             candidate.relevance = relevance(candidate.dense, candidate.coverage)
+        # the judged head is ordered by relevance (exact 文号/条号 matches first): the fusion finds candidates,
+        # the relevance model, which weighs cosine against term coverage, orders them
+        ranked[:JUDGED] = sorted(ranked[:JUDGED], key=lambda c: (c.exact, c.relevance), reverse=True)
         if ranked and ranked[0].clause.clause_id in by_number:
             ranked[0].relevance = 1.0  # the question names a 文号 that this clause carries or cites
         result.candidates = ranked

