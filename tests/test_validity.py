@@ -1,3 +1,4 @@
+# ruff: noqa: E501 — law text is quoted verbatim, one article per line
 """Validity on real law text: a version in force outranks the superseded one; a cited clause that is no
 longer in force carries a warning at the top that names its replacement."""
 
