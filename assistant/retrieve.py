@@ -80,6 +80,18 @@ def same_content(clause: Clause, other: Clause) -> bool:
     return bool(mine) and len(mine & bigrams(other.text)) / len(mine) >= 0.7
 
 
+def prefer_in_force(ranked: list[Candidate]) -> list[Candidate]:
+    """A clause no longer in force goes just below the version in force of the same clause, if that was retrieved."""
+    order = list(ranked)
+    for old in [c for c in ranked if not c.clause.in_force()]:
+        position = order.index(old)
+        twins = [i for i, c in enumerate(order) if i > position and c.clause.in_force()
+                 and same_content(old.clause, c.clause)]
+        if twins:
+            order.insert(twins[-1], order.pop(position))
+    return order
+
+
 def relevance(cosine: float, coverage: float, weights: dict[str, float] | None = None) -> float:
     w = weights or RELEVANCE_WEIGHTS
     z = w["bias"] + w["cosine"] * cosine + w["coverage"] * coverage
@@ -136,6 +148,7 @@ class Retriever:
         # the judged head is ordered by relevance (exact 文号/条号 matches first): the fusion finds candidates,
         # the relevance model, which weighs cosine against term coverage, orders them
         ranked[:JUDGED] = sorted(ranked[:JUDGED], key=lambda c: (c.exact, c.relevance), reverse=True)
+        ranked = prefer_in_force(ranked)
         if ranked and ranked[0].clause.clause_id in by_number:
             ranked[0].relevance = 1.0  # the question names a 文号 that this clause carries or cites
         result.candidates = ranked
@@ -163,16 +176,6 @@ class Retriever:
             if c.exact:
                 score += (self.settings.dense_weight + self.settings.lexical_weight) / (k + 1)
             c.fused = score
-        self._prefer_in_force(list(candidates))
-
-    @staticmethod
-    def _prefer_in_force(candidates: list[Candidate]) -> None:
-        """A clause no longer in force ranks just below the version in force of the same clause, if retrieved."""
-        current = [c for c in candidates if c.clause.in_force()]
-        for old in (c for c in candidates if not c.clause.in_force()):
-            twins = [c.fused for c in current if same_content(old.clause, c.clause)]
-            if twins and old.fused >= max(twins):
-                old.fused = max(twins) * 0.999
 
     def neighbours(self, clause_ids: list[str]) -> dict[str, Clause]:
         return self.store.get(clause_ids)

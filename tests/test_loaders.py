@@ -22,7 +22,7 @@ def test_markdown_front_matter(tmp_path: Path):
     assert doc.doc_number == "测政发〔2024〕7号"
     assert doc.status == "已废止"
     assert doc.publish_date == "2024-03-01"
-    assert doc.extra["replaced_by"] == "新通知"
+    assert doc.replaced_by == "新通知"
     assert doc.text.count("测试通知") == 1
 
 
