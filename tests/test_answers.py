@@ -88,3 +88,21 @@ def test_validity_warning_for_repealed_or_expired_documents():
     assert "已废止" in validity_warning(clause(status="已废止"))
     assert "到期" in validity_warning(clause(status="现行有效", expiry_date="2020-01-01"))
     assert validity_warning(clause(status="现行有效", expiry_date="2999-01-01")) == ""
+
+
+@pytest.mark.parametrize("question", ["政务公开考核分值是多少？", "政务热线电话太多打不通，政府会整合吗？",
+                                      "政府信息公开申请怎么答复？"])
+def test_further_citations_share_the_questions_terms(assistant, question):
+    """A clause cited after the first must contain some of the question's words, not merely be similar."""
+    from assistant.answer.extractive import EXTRA_COVERAGE
+
+    answer, retrieval = assistant.ask_traced(question)
+    coverage = {c.clause.clause_id: c.coverage for c in retrieval.candidates}
+    for citation in answer.citations[1:]:
+        if citation.role == "retrieved":
+            assert coverage[citation.clause.clause_id] >= EXTRA_COVERAGE, citation.reference()
+
+
+def test_score_question_cites_the_score_clause_and_its_interpretation_only(assistant):
+    answer = assistant.ask("政务公开考核分值是多少？")
+    assert [c.clause.label for c in answer.citations] == ["问答5", "8、（二）"]

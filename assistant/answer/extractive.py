@@ -18,6 +18,9 @@ _LEADING_MARKER = re.compile(
     r"^\s*(?:[（(][一二三四五六七八九十\d]{1,3}[)）]|[一二三四五六七八九十]{1,3}、|\d{1,2}[、.．]"
     r"|第[〇零一二三四五六七八九十百千两\d]+条(?:之[一二三四五六七八九十\d]+)?\s*|[答]\s*[:：])\s*"
 )
+# A further clause is cited only if it contains at least this (IDF-weighted) share of the question's terms:
+# similarity alone is no evidence that it says anything about the question.
+EXTRA_COVERAGE = 0.1
 _QUESTION_LINE = re.compile(r"^\s*[问問]\s*[\d一二三四五六七八九十]*\s*[:：]")
 
 
@@ -115,6 +118,7 @@ def _choose(candidates: list[Candidate], settings: AnswerSettings) -> list[Candi
             break
         floor = max(0.5, settings.relative_relevance * top.relevance)
         if (candidate.fused >= settings.relative_cut * top.fused and candidate.relevance >= floor
+                and candidate.coverage >= EXTRA_COVERAGE
                 and not any(same_content(candidate.clause, c.clause) for c in chosen)):
             chosen.append(candidate)
     return chosen
