@@ -8,6 +8,7 @@ import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -69,9 +70,11 @@ class Retrieval:
         return self.candidates[0].relevance if self.candidates else 0.0
 
 
-def bigrams(text: str) -> set[str]:
+@lru_cache(maxsize=4096)
+def bigrams(text: str) -> frozenset[str]:
+    """Character bigrams of the normalised text (cached: the same clauses are compared again and again)."""
     text = re.sub(r"[^\w]", "", normalize(text))
-    return {text[i:i + 2] for i in range(len(text) - 1)}
+    return frozenset(text[i:i + 2] for i in range(len(text) - 1))
 
 
 def same_content(clause: Clause, other: Clause) -> bool:
@@ -140,7 +143,7 @@ class Retriever:
         for clause_id in exact_ids:
             if clause_id in by_id:
                 by_id[clause_id].exact = True
-        self._fuse(list(by_id.values()))
+        self._fuse(by_id.values())
         ranked = sorted(by_id.values(), key=lambda c: c.fused, reverse=True)
         for candidate in ranked[:JUDGED]:
             candidate.coverage = self.lexical.coverage(tokens, passage_text(candidate.clause))

@@ -19,6 +19,7 @@ from sklearn.linear_model import LogisticRegression
 
 from assistant.config import Settings
 from assistant.evaluation import read_eval_file
+from assistant.index.embedder import load_embedder
 from assistant.service import Assistant
 
 CUTS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
@@ -30,16 +31,13 @@ def main() -> None:
     parser.add_argument("--C", type=float, default=1.0, help="inverse regularisation strength")
     args = parser.parse_args()
     features, labels, relevances = [], [], []
-    assistants: dict[str, Assistant] = {}
+    embedder = load_embedder(Settings().index)  # one model for every index asked
     for spec in args.files:
         file, _, index_dir = spec.partition("=")
-        if index_dir not in assistants:
-            settings = Settings()
-            if index_dir:
-                settings.index_dir = Path(index_dir)
-            assistants[index_dir] = Assistant(settings, embedder=next(
-                (a.embedder for a in assistants.values()), None))
-        assistant = assistants[index_dir]
+        settings = Settings()
+        if index_dir:
+            settings.index_dir = Path(index_dir)
+        assistant = Assistant(settings, embedder=embedder)
         for item in read_eval_file(Path(file)):
             retrieval = assistant.retrieve(item.question)
             top = retrieval.candidates[0]

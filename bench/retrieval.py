@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from assistant.config import Settings
-from assistant.evaluation import EvalItem, clause_matches, read_eval_file, script_of
+from assistant.evaluation import EvalItem, clause_matches, read_eval_file, script_of, summarize
 from assistant.index.lexical import tokenize
 from assistant.ingest.normalize import normalize
 from assistant.ingest.records import Clause
@@ -161,7 +161,7 @@ def score(system: System, items: list[EvalItem]) -> dict[str, Any]:
                      if any(clause_matches(c, e) for c in covered for e in item.expect)), None)
         system.rows.append({"kind": item.kind, "script": script_of(item.question), "rank": rank,
                             "refused": refused})
-    result = {"all": metrics(system.rows)}
+    result: dict[str, Any] = {"all": metrics(system.rows)}
     for script in ("simplified", "traditional"):
         result[script] = metrics([r for r in system.rows if r["script"] == script])
     latencies.sort()
@@ -172,20 +172,13 @@ def score(system: System, items: list[EvalItem]) -> dict[str, Any]:
 
 
 def metrics(rows: list[dict[str, Any]]) -> dict[str, float | None]:
-    answerable = [r for r in rows if r["kind"] == "answerable"]
-    outside = [r for r in rows if r["kind"] == "out_of_corpus"]
+    """The eval's own summary; refusal figures only for a system that can refuse."""
+    summary = summarize(rows)
     can_refuse = bool(rows) and rows[0]["refused"] is not None
-
-    def share(group: list[dict[str, Any]], test: Callable[[dict[str, Any]], bool]) -> float | None:
-        return round(sum(1 for r in group if test(r)) / len(group), 3) if group else None
-
     return {
-        "hit@1": share(answerable, lambda r: r["rank"] == 1),
-        "hit@5": share(answerable, lambda r: r["rank"] is not None),
-        "mrr@5": round(sum(1 / r["rank"] for r in answerable if r["rank"]) / len(answerable), 3)
-        if answerable else None,
-        "refusal": share(outside, lambda r: bool(r["refused"])) if can_refuse else None,
-        "false_refusal": share(answerable, lambda r: bool(r["refused"])) if can_refuse else None,
+        "hit@1": summary["hit@1"], "hit@5": summary["hit@5"], "mrr@5": summary["mrr@5"],
+        "refusal": summary["refusal_accuracy"] if can_refuse else None,
+        "false_refusal": summary["false_refusal_rate"] if can_refuse else None,
     }
 
 

@@ -170,12 +170,12 @@ def _link_interpretations(documents: list[PolicyDocument], clauses: list[Clause]
         if doc.kind != "interpretation":
             for key in (doc.doc_number, doc.title, doc.doc_id):
                 if key:
-                    by_key[normalize(key)] = doc.doc_id
+                    by_key[_key(key)] = doc.doc_id
     index_of = {c.clause_id: i for i, c in enumerate(clauses)}
     for doc in documents:
         if doc.kind != "interpretation" or not doc.interprets:
             continue
-        target = by_key.get(normalize(doc.interprets).strip("《》"))
+        target = by_key.get(_key(doc.interprets))
         if target is None:
             log.warning("%s interprets %r, which is not in the corpus", doc.source, doc.interprets)
             continue

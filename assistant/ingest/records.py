@@ -50,6 +50,7 @@ class PolicyDocument:
             "kind": self.kind,
             "interprets": self.interprets,
             "replaced_by": self.replaced_by,
+            "replaces": self.replaces,
             "source": self.source,
         }
 
