@@ -1,4 +1,4 @@
-"""`policy-assistant`: index | ask | eval | demo | config."""
+"""`policy-assistant`: index | ask | eval | demo | docs | config."""
 
 from __future__ import annotations
 
@@ -38,42 +38,57 @@ def _assistant(index_dir: Path | None) -> Any:
 
 
 def _print_summary(summary: Any) -> None:
-    typer.echo(f"indexed {summary.documents} documents, {summary.clauses} clauses "
-               f"in {summary.seconds:.1f} s (generation {summary.generation})")
-    for doc in summary.per_document:
-        number = f" ({doc['doc_number']})" if doc["doc_number"] else ""
-        typer.echo(f"  {doc['doc_id']}: 《{str(doc['title']).strip('《》')}》{number} — {doc['clauses']} clauses")
+    if summary.switched:
+        head = f"generation {summary.generation}: "
+    else:
+        head = "nothing changed in the index: "
+    typer.echo(f"{head}{len(summary.added)} added, {len(summary.updated)} updated, {len(summary.removed)} removed, "
+               f"{summary.unchanged} unchanged; {summary.embedded} clauses embedded, "
+               f"{summary.records_added} records written, {summary.records_removed} retired; "
+               f"{summary.documents} documents / {summary.clauses} clauses served; {summary.seconds:.1f} s")
+    for label, ids in (("added", summary.added), ("updated", summary.updated), ("removed", summary.removed)):
+        for doc_id in ids[:20]:
+            typer.echo(f"  {label}: {doc_id}")
+        if len(ids) > 20:
+            typer.echo(f"  … and {len(ids) - 20} more {label}")
+    for doc_id in summary.skipped:
+        typer.echo(f"  skipped: {doc_id} (removed with `docs remove`; its file is unchanged — "
+                   f"`docs restore {doc_id}` indexes it again)")
     for error in summary.errors:
         typer.echo(f"  failed: {error}", err=True)
 
 
-def _reindex(assistant: Any, paths: list[Path] | None) -> Any:
+def _with_progress(run: Any) -> Any:
+    """Run `run(progress)` showing a bar per phase on stderr."""
     from tqdm import tqdm
 
-    bar: Any = None
+    bars: dict[str, Any] = {}
 
-    def progress(done: int, total: int) -> None:
-        nonlocal bar
-        if bar is None:
-            bar = tqdm(total=total, unit="clause", desc="embedding", file=sys.stderr, leave=False)
-        bar.update(done - bar.n)
+    def progress(phase: str, done: int, total: int) -> None:
+        if phase not in bars:
+            bars[phase] = tqdm(total=total, unit="clause", desc=phase, file=sys.stderr, leave=False)
+        bars[phase].update(done - bars[phase].n)
 
     try:
-        return assistant.reindex(paths, progress=progress)
+        return run(progress)
     finally:
-        if bar is not None:
+        for bar in bars.values():
             bar.close()
 
 
 @app.command()
 def index(
     paths: Annotated[list[Path] | None, typer.Argument(help="Files or folders (default: corpus/).")] = None,
+    rebuild: Annotated[bool, typer.Option("--rebuild", help="Build a new collection from scratch.")] = False,
     index_dir: IndexDir = None,
 ) -> None:
-    """Index policy files into the clause index (a new generation, switched to when complete)."""
+    """Bring the index in step with the corpus: embed what is new or changed, drop what is gone.
+
+    Readers keep the previous generation until the new one is complete. Exit code 3: some files failed
+    (they are listed; their indexed versions, if any, stay).
+    """
     assistant = _assistant(index_dir)
-    typer.echo("loading the embedding model…", err=True)
-    summary = _reindex(assistant, paths)
+    summary = _with_progress(lambda progress: assistant.reindex(paths, rebuild=rebuild, progress=progress))
     _print_summary(summary)
     if summary.errors:
         raise typer.Exit(code=3)
@@ -139,7 +154,7 @@ def demo(index_dir: IndexDir = None) -> None:
     assistant = _assistant(index_dir)
     if not assistant.has_index():
         typer.echo(f"indexing the demo corpus into {assistant.index_dir} (first start)…", err=True)
-        _print_summary(_reindex(assistant, None))
+        _print_summary(_with_progress(lambda progress: assistant.reindex(progress=progress)))
     timings = []
     for q in SAMPLE_QUESTIONS:
         started = time.perf_counter()
@@ -148,6 +163,72 @@ def demo(index_dir: IndexDir = None) -> None:
         typer.echo(f"\n问：{q}\n{answer.text}")
     typer.echo(f"\n(answered {len(timings)} questions, median {statistics.median(timings) * 1000:.0f} ms; "
                "ask your own: policy-assistant ask \"…\")", err=True)
+
+
+docs = typer.Typer(no_args_is_help=True, help="List, preview, withdraw, restore and remove indexed documents.")
+app.add_typer(docs, name="docs")
+DocId = Annotated[str, typer.Argument(help="Document id, as `docs list` shows it.")]
+
+
+@docs.command("list")
+def docs_list(
+    index_dir: IndexDir = None,
+    show_all: Annotated[bool, typer.Option("--all", help="Also list removed documents.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per document.")] = False,
+) -> None:
+    """Every document: id, title, 文号, status, state, clauses, indexed time."""
+    rows = [r for r in _assistant(index_dir).documents() if show_all or r.state != "removed"]
+    for row in rows:
+        meta = row.metadata
+        if as_json:
+            typer.echo(json.dumps({"doc_id": row.doc_id, "title": meta.get("title", ""),
+                                   "doc_number": meta.get("doc_number", ""), "status": meta.get("status", ""),
+                                   "kind": meta.get("kind", ""), "state": row.state, "clauses": row.clauses,
+                                   "indexed_at": row.indexed_at, "generation": row.generation,
+                                   "source": row.path}, ensure_ascii=False))
+            continue
+        number = f"（{meta['doc_number']}）" if meta.get("doc_number") else ""
+        state = "" if row.state == "active" else f" [{row.state}]"
+        typer.echo(f"{row.doc_id}{state}\n  《{meta.get('title', '').strip('《》')}》{number} {meta.get('status', '')}"
+                   f" · {row.clauses} clauses · indexed {row.indexed_at.replace('T', ' ')}")
+    if not as_json:
+        typer.echo(f"{len(rows)} documents", err=True)
+
+
+@docs.command("show")
+def docs_show(doc_id: DocId, index_dir: IndexDir = None) -> None:
+    """A document's clauses with the labels answers cite them by."""
+    row, clauses = _assistant(index_dir).document(doc_id)
+    meta = row.metadata
+    typer.echo(f"《{meta.get('title', '').strip('《》')}》 {meta.get('doc_number', '')}\n"
+               f"  status {meta.get('status', '')} · kind {meta.get('kind', '')} · {row.state} · "
+               f"{row.clauses} clauses · {row.path}")
+    for clause in clauses:
+        text = clause.text.replace("\n", " ")
+        typer.echo(f"\n[{clause.label or '(preamble)'}] {clause.heading}\n  {text[:300]}{'…' if len(text) > 300 else ''}")
+
+
+def _docs_change(action: str, doc_id: str, index_dir: Path | None) -> None:
+    summary = getattr(_assistant(index_dir), action)(doc_id)
+    _print_summary(summary)
+
+
+@docs.command("withdraw")
+def docs_withdraw(doc_id: DocId, index_dir: IndexDir = None) -> None:
+    """Stop retrieving a document (e.g. a suspended policy); it stays in the registry, ready to restore."""
+    _docs_change("withdraw", doc_id, index_dir)
+
+
+@docs.command("restore")
+def docs_restore(doc_id: DocId, index_dir: IndexDir = None) -> None:
+    """Retrieve a withdrawn document again, or index a removed one again from its file."""
+    _docs_change("restore", doc_id, index_dir)
+
+
+@docs.command("remove")
+def docs_remove(doc_id: DocId, index_dir: IndexDir = None) -> None:
+    """Delete a document from the index; `index` leaves its file out until the file changes."""
+    _docs_change("remove", doc_id, index_dir)
 
 
 @app.command()

@@ -24,8 +24,10 @@ class IndexSettings(BaseModel):
         Path.home() / ".cache" / "policy-assistant",
         description="Where the bundled model is materialised once as a sentence-transformers folder.",
     )
-    chroma_url: str = Field(
-        "", description="URL of a Chroma server (`chroma run`); empty uses the embedded store in index_dir."
+    collection_prefix: str = Field(
+        "clauses",
+        pattern=r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,40}$",
+        description="Start of the Chroma collection names; give each index its own when several share a server.",
     )
     quantize: bool = Field(
         True,
@@ -85,6 +87,9 @@ class Settings(BaseSettings):
 
     index_dir: Path = Field(Path("indexes"), description="Directory of the clause index.")
     corpus_dir: Path = Field(Path("corpus"), description="Default corpus folder for `index`.")
+    chroma_url: str = Field(
+        "", description="URL of a Chroma server (`chroma run`); empty uses the embedded store in index_dir."
+    )
     index: IndexSettings = Field(default_factory=IndexSettings)
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
     answer: AnswerSettings = Field(default_factory=AnswerSettings)

@@ -14,9 +14,12 @@ from pathlib import Path
 import numpy as np
 
 from assistant.config import Settings
-from assistant.index.build import Manifest, find_articles, find_doc_numbers, passage_text
+from assistant.errors import AssistantError
+from assistant.index.build import passage_text
 from assistant.index.embedder import ClauseEmbedder
+from assistant.index.generations import Manifest, generation_dir
 from assistant.index.lexical import LexicalIndex, tokenize
+from assistant.index.links import find_articles, find_doc_numbers
 from assistant.index.store import ClauseStore, chroma_client
 from assistant.ingest.normalize import normalize
 from assistant.ingest.records import Clause
@@ -102,24 +105,29 @@ def relevance(cosine: float, coverage: float, weights: dict[str, float] | None =
 
 
 class Retriever:
-    """Hybrid retrieval over the active index generation."""
+    """Hybrid retrieval over one index generation (the active one when it was opened)."""
 
-    def __init__(self, index_dir: Path, embedder: ClauseEmbedder, settings: Settings, chroma_url: str = ""):
+    def __init__(self, index_dir: Path, embedder: ClauseEmbedder, settings: Settings,
+                 manifest: Manifest | None = None):
         self.settings = settings.retrieval
         self.embedder = embedder
-        self.manifest = Manifest.read(index_dir)
+        self.manifest = manifest or Manifest.read(index_dir)
         if self.manifest.fingerprint != embedder.fingerprint:
-            from assistant.errors import AssistantError
-
             raise AssistantError(
                 f"the index in {index_dir} was built with model {self.manifest.model!r}, "
                 f"not the configured {embedder.name!r}",
                 "run `policy-assistant index` to rebuild it with the configured model",
             )
-        self.store = ClauseStore(chroma_client(index_dir, chroma_url), self.manifest.collection, embedder)
-        generation = index_dir / "generations" / self.manifest.generation
-        self.lexical = LexicalIndex.load(generation / "lexical")
-        self.exact: dict[str, list[str]] = json.loads((generation / "exact.json").read_text(encoding="utf-8"))
+        try:
+            client = chroma_client(index_dir, settings.chroma_url)
+            self.store = ClauseStore(client, self.manifest.collection, self.manifest.generation, create=False)
+        except Exception as e:
+            raise AssistantError(f"the index's vector collection {self.manifest.collection!r} cannot be opened: {e}",
+                                 "check POLICY_ASSISTANT_CHROMA_URL, or run `policy-assistant index --rebuild`") from e
+        folder = generation_dir(index_dir, self.manifest.generation)
+        self.lexical = LexicalIndex.load(folder / "lexical")
+        self.exact: dict[str, list[str]] = json.loads((folder / "exact.json").read_text(encoding="utf-8"))
+        self.records: dict[str, str] = json.loads((folder / "records.json").read_text(encoding="utf-8"))
 
     def retrieve(self, question: str) -> Retrieval:
         normalized = normalize(question)
@@ -135,7 +143,8 @@ class Retriever:
         lexical_hits = self.lexical.search(tokens, k)
         exact_ids, by_number = self._exact_ids(normalized)
         missing = [cid for cid, _ in lexical_hits if cid not in by_id] + [c for c in exact_ids if c not in by_id]
-        for clause_id, (clause, vector) in self.store.get_with_vectors(missing).items():
+        missing_records = [self.records[cid] for cid in missing if cid in self.records]
+        for clause_id, (clause, vector) in self.store.get_with_vectors(missing_records).items():
             by_id[clause_id] = Candidate(clause, dense=float(np.dot(vector, query_vector)))
         for rank, (clause_id, score) in enumerate(lexical_hits):
             if clause_id in by_id:
@@ -181,4 +190,4 @@ class Retriever:
             c.fused = score
 
     def neighbours(self, clause_ids: list[str]) -> dict[str, Clause]:
-        return self.store.get(clause_ids)
+        return self.store.get(self.records[cid] for cid in clause_ids if cid in self.records)

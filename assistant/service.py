@@ -3,26 +3,37 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 
 from assistant.answer.extractive import compose
 from assistant.answer.records import Answer
 from assistant.config import Settings
-from assistant.index.build import BuildSummary, Manifest, Progress, build_index
-from assistant.index.embedder import ClauseEmbedder, load_embedder
+from assistant.errors import IndexNotBuiltError
+from assistant.index.build import Indexer, IndexSummary, Progress
+from assistant.index.embedder import ClauseEmbedder, fingerprint_for, load_embedder
+from assistant.index.generations import MANIFEST, Manifest
+from assistant.index.registry import DocumentRow
+from assistant.ingest.records import Clause
 from assistant.retrieve import Retrieval, Retriever
 
 log = logging.getLogger(__name__)
 
 
 class Assistant:
-    """Answers questions from the active index; reindexes a corpus."""
+    """Answers questions from the active index generation; editors' changes go through its indexer.
+
+    Each question is answered from the generation that is active when it starts: when another process
+    (or this one) switches the index to a new generation, the next question opens it.
+    """
 
     def __init__(self, settings: Settings, embedder: ClauseEmbedder | None = None) -> None:
         self.settings = settings
         self._embedder = embedder
         self._retriever: Retriever | None = None
+        self._manifest_stamp: tuple[int, int] | None = None
+        self._lock = threading.Lock()
 
     @property
     def index_dir(self) -> Path:
@@ -35,15 +46,36 @@ class Assistant:
         return self._embedder
 
     @property
+    def indexer(self) -> Indexer:
+        index = self.settings.index
+        return Indexer(self.index_dir, lambda: self.embedder, fingerprint=fingerprint_for(index), model=index.model,
+                       chroma_url=self.settings.chroma_url, collection_prefix=index.collection_prefix,
+                       max_chars=index.max_clause_chars, max_file_bytes=index.max_file_bytes)
+
+    @property
     def retriever(self) -> Retriever:
-        if self._retriever is None:
-            Manifest.read(self.index_dir)  # fail fast, before loading the model, when there is no index
-            self._retriever = Retriever(self.index_dir, self.embedder, self.settings,
-                                        self.settings.index.chroma_url)
-        return self._retriever
+        """The retriever of the active generation, reopened when the manifest names a new one."""
+        path = self.index_dir / MANIFEST
+        try:
+            stat = path.stat()
+            stamp = (stat.st_mtime_ns, stat.st_size)
+        except FileNotFoundError:
+            raise IndexNotBuiltError(str(self.index_dir)) from None
+        retriever = self._retriever
+        if retriever is not None and stamp == self._manifest_stamp:
+            return retriever
+        with self._lock:
+            manifest = Manifest.read(self.index_dir)
+            if self._retriever is None or self._retriever.manifest.generation != manifest.generation:
+                if not self.settings.chroma_url:
+                    _forget_embedded_clients()  # another process may have written: read the store afresh
+                self._retriever = Retriever(self.index_dir, self.embedder, self.settings, manifest)
+                log.info("answering from index generation %s", manifest.generation)
+            self._manifest_stamp = stamp
+            return self._retriever
 
     def has_index(self) -> bool:
-        return (self.index_dir / "manifest.json").exists()
+        return (self.index_dir / MANIFEST).exists()
 
     def manifest(self) -> Manifest:
         return Manifest.read(self.index_dir)
@@ -57,19 +89,36 @@ class Assistant:
 
     def ask_traced(self, question: str) -> tuple[Answer, Retrieval]:
         """The answer together with the retrieval it was composed from (all candidates and their scores)."""
-        retrieval = self.retrieve(question)
-        answer = compose(retrieval, self.settings.answer, self.retriever.lexical, self.retriever.neighbours)
+        retriever = self.retriever
+        retrieval = retriever.retrieve(question)
+        answer = compose(retrieval, self.settings.answer, retriever.lexical, retriever.neighbours)
         return answer, retrieval
 
-    def reindex(self, paths: Iterable[Path] | None = None, progress: Progress | None = None) -> BuildSummary:
-        """Index the given files/folders (default: the corpus folder) and switch to the new generation."""
+    def reindex(self, paths: Iterable[Path] | None = None, *, rebuild: bool = False,
+                progress: Progress | None = None) -> IndexSummary:
+        """Bring the index in step with the given files/folders (default: the corpus folder)."""
         targets = list(paths or [Path(self.settings.corpus_dir)])
-        summary = build_index(
-            targets, self.index_dir, self.embedder,
-            chroma_url=self.settings.index.chroma_url,
-            max_chars=self.settings.index.max_clause_chars,
-            max_file_bytes=self.settings.index.max_file_bytes,
-            progress=progress,
-        )
-        self._retriever = None
-        return summary
+        return self.indexer.sync(targets, rebuild=rebuild, progress=progress)
+
+    def documents(self) -> list[DocumentRow]:
+        return self.indexer.documents()
+
+    def document(self, doc_id: str) -> tuple[DocumentRow, list[Clause]]:
+        return self.indexer.clauses(doc_id)
+
+    def withdraw(self, doc_id: str) -> IndexSummary:
+        return self.indexer.withdraw(doc_id)
+
+    def restore(self, doc_id: str) -> IndexSummary:
+        return self.indexer.restore(doc_id)
+
+    def remove(self, doc_id: str) -> IndexSummary:
+        return self.indexer.remove(doc_id)
+
+
+def _forget_embedded_clients() -> None:
+    """Chroma's embedded client keeps one in-memory copy of a store per process; the next client reads it anew
+    (clients already open keep working on theirs)."""
+    from chromadb.api.shared_system_client import SharedSystemClient
+
+    SharedSystemClient.clear_system_cache()

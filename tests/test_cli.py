@@ -25,7 +25,7 @@ def cli_index(tmp_path_factory) -> Path:
     index_dir = tmp_path_factory.mktemp("cli-index")
     done = run("index", str(CORPUS), index_dir=index_dir)
     assert done.returncode == 0, done.stderr
-    assert "indexed 2 documents" in done.stdout
+    assert "2 added" in done.stdout and "2 documents / 37 clauses served" in done.stdout
     return index_dir
 
 
@@ -84,7 +84,7 @@ def test_index_reports_failed_files_and_keeps_the_rest(tmp_path):
     done = run("index", str(corpus), index_dir=tmp_path / "idx")
     assert done.returncode == 3
     assert "broken.pdf" in done.stderr
-    assert "indexed 1 documents" in done.stdout
+    assert "1 added" in done.stdout and "1 documents" in done.stdout
 
 
 def test_bad_eval_file_names_the_line(tmp_path, cli_index):

@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 
 from assistant.config import Settings
-from assistant.index.build import Manifest, build_index
+from assistant.index.build import build_index
+from assistant.index.generations import Manifest
 from assistant.service import Assistant
 
 pytestmark = pytest.mark.slow
@@ -66,17 +67,21 @@ def test_article_number_in_the_question_is_matched_exactly(small):
     assert top.exact and top.clause.label == "第二条之一"
 
 
-def test_reindex_switches_generation_and_retires_the_old_one(small, embedder):
-    _, corpus, index_dir = small
-    before = Manifest.read(index_dir)
-    build_index([corpus], index_dir, embedder)
-    after = Manifest.read(index_dir)
-    assert after.generation != before.generation
-    assert not (index_dir / "generations" / before.generation).exists()
+def test_rebuild_switches_to_a_new_collection_and_drops_the_old_one_a_switch_later(small, embedder):
     from assistant.index.store import chroma_client
 
+    _, corpus, index_dir = small
+    first = Manifest.read(index_dir)
+    build_index([corpus], index_dir, embedder, rebuild=True)
+    second = Manifest.read(index_dir)
+    assert second.generation > first.generation and second.collection != first.collection
     names = {c.name for c in chroma_client(index_dir).list_collections()}
-    assert after.collection in names and before.collection not in names
+    assert {first.collection, second.collection} <= names  # readers of the first may still be answering
+    build_index([corpus], index_dir, embedder, rebuild=True)
+    third = Manifest.read(index_dir)
+    names = {c.name for c in chroma_client(index_dir).list_collections()}
+    assert first.collection not in names and {second.collection, third.collection} <= names
+    assert not (index_dir / "generations" / str(first.generation)).exists()
 
 
 def test_index_refuses_an_empty_corpus_and_keeps_the_old_index(small, embedder, tmp_path: Path):

@@ -30,9 +30,8 @@ class ClauseEmbedder(Embeddings):
 
     @property
     def fingerprint(self) -> str:
-        """Identifies the vectors this embedder makes: model and prompts."""
-        key = f"{self.name}|{self.query_prefix}|{self.passage_prefix}" + ("|int8" if self.quantized else "")
-        return hashlib.sha256(key.encode()).hexdigest()[:12]
+        """Identifies the vectors this embedder makes: model, prompts and precision."""
+        return model_fingerprint(self.name, self.query_prefix, self.passage_prefix, self.quantized)
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         return self._encode(texts, self.passage_prefix)
@@ -48,6 +47,16 @@ class ClauseEmbedder(Embeddings):
             normalize_embeddings=True, show_progress_bar=False, convert_to_numpy=True,
         )
         return [list(map(float, v)) for v in vectors]
+
+
+def model_fingerprint(name: str, query_prefix: str, passage_prefix: str, quantized: bool) -> str:
+    key = f"{name}|{query_prefix}|{passage_prefix}" + ("|int8" if quantized else "")
+    return hashlib.sha256(key.encode()).hexdigest()[:12]
+
+
+def fingerprint_for(settings: IndexSettings) -> str:
+    """The fingerprint of the configured model, known without loading it."""
+    return model_fingerprint(settings.model, settings.query_prefix, settings.passage_prefix, settings.quantize)
 
 
 def resolve_model_path(settings: IndexSettings) -> str:

@@ -7,6 +7,7 @@ import logging
 import re
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -46,46 +47,72 @@ def tokenize(text: str) -> list[str]:
 
 
 class LexicalIndex:
-    """A BM25 index over clause ids, saved beside the vector store."""
+    """BM25 (Lucene scoring, k1=1.5, b=0.75) over the clauses of one generation, as a term × clause matrix.
 
-    def __init__(self, ids: list[str], model: object, doc_freq: dict[str, int]) -> None:
+    Built from term ids kept in the registry, so a generation's index is assembled without tokenising
+    the corpus again.
+    """
+
+    K1, B = 1.5, 0.75
+
+    def __init__(self, ids: list[str], vocab: dict[str, int], postings: Any, lengths: np.ndarray) -> None:
         self.ids = ids
-        self.model = model
-        self.doc_freq = doc_freq
+        self.vocab = vocab
+        self.postings = postings  # scipy CSC matrix: rows = clauses, columns = term ids, values = counts
+        self.lengths = lengths.astype(np.float32)
         self.position = {clause_id: i for i, clause_id in enumerate(ids)}
+        self.doc_freq = np.diff(postings.indptr).astype(np.int64)
+        self.avg_length = float(self.lengths.mean()) if len(self.lengths) else 1.0
+
+    @classmethod
+    def from_terms(cls, ids: list[str], terms: list[np.ndarray], vocab: dict[str, int]) -> LexicalIndex:
+        """One row per clause from its term ids (one per token occurrence)."""
+        from scipy import sparse
+
+        lengths = np.asarray([max(len(t), 1) for t in terms], dtype=np.float32)
+        rows = np.repeat(np.arange(len(terms), dtype=np.int32), [len(t) for t in terms])
+        cols = np.concatenate(terms).astype(np.int32) if terms else np.zeros(0, dtype=np.int32)
+        width = max(len(vocab), int(cols.max()) + 1 if len(cols) else 0)
+        counts = np.ones(len(cols), dtype=np.float32)
+        postings = sparse.csc_matrix((counts, (rows, cols)), shape=(len(terms), width))  # duplicates are summed
+        postings.sum_duplicates()
+        return cls(list(ids), vocab, postings, lengths)
 
     @classmethod
     def build(cls, ids: list[str], texts: list[str]) -> LexicalIndex:
-        import bm25s
-
-        logging.getLogger("bm25s").setLevel(logging.WARNING)
-        model = bm25s.BM25()
-        corpus = [tokenize(t) or ["\x00"] for t in texts]
-        model.index(corpus, show_progress=False)
-        doc_freq: dict[str, int] = {}
-        for tokens in corpus:
-            for token in set(tokens):
-                doc_freq[token] = doc_freq.get(token, 0) + 1
-        return cls(list(ids), model, doc_freq)
+        """Tokenise the texts and index them (for one-off indexes; the registry keeps term ids instead)."""
+        vocab: dict[str, int] = {}
+        terms = [np.asarray([vocab.setdefault(t, len(vocab)) for t in tokenize(text)], dtype=np.int32)
+                 for text in texts]
+        return cls.from_terms(ids, terms, vocab)
 
     def save(self, folder: Path) -> None:
+        from scipy import sparse
+
         folder.mkdir(parents=True, exist_ok=True)
-        self.model.save(str(folder))  # type: ignore[attr-defined]
+        sparse.save_npz(folder / "postings.npz", self.postings, compressed=False)
+        np.save(folder / "lengths.npy", self.lengths)
         (folder / "ids.json").write_text(json.dumps(self.ids, ensure_ascii=False), encoding="utf-8")
-        (folder / "doc_freq.json").write_text(json.dumps(self.doc_freq, ensure_ascii=False), encoding="utf-8")
+        terms = sorted(self.vocab, key=self.vocab.__getitem__)
+        (folder / "terms.json").write_text(json.dumps(terms, ensure_ascii=False), encoding="utf-8")
 
     @classmethod
     def load(cls, folder: Path) -> LexicalIndex:
-        import bm25s
+        from scipy import sparse
 
         ids = json.loads((folder / "ids.json").read_text(encoding="utf-8"))
-        doc_freq = json.loads((folder / "doc_freq.json").read_text(encoding="utf-8"))
-        return cls(ids, bm25s.BM25.load(str(folder)), doc_freq)
+        terms = json.loads((folder / "terms.json").read_text(encoding="utf-8"))
+        postings = sparse.load_npz(folder / "postings.npz").tocsc()
+        return cls(ids, {t: i for i, t in enumerate(terms)}, postings, np.load(folder / "lengths.npy"))
+
+    def _df(self, token: str) -> int:
+        column = self.vocab.get(token)
+        return int(self.doc_freq[column]) if column is not None and column < len(self.doc_freq) else 0
 
     def idf(self, token: str) -> float:
         """Inverse document frequency; a term the corpus never uses weighs most."""
         n = len(self.ids)
-        return float(np.log((n + 1) / (self.doc_freq.get(token, 0) + 0.5)))
+        return float(np.log((n + 1) / (self._df(token) + 0.5)))
 
     def coverage(self, query_tokens: list[str], clause_text: str) -> float:
         """IDF-weighted share of the question's terms found in the (normalised) clause text (0–1)."""
@@ -97,10 +124,20 @@ class LexicalIndex:
 
     def scores(self, query_tokens: list[str]) -> np.ndarray:
         """BM25 score of every clause for the query tokens (zeros when none is known)."""
-        known = [t for t in query_tokens if t in self.model.vocab_dict]  # type: ignore[attr-defined]
-        if not known or not self.ids:
-            return np.zeros(len(self.ids), dtype=np.float32)
-        return np.asarray(self.model.get_scores(known), dtype=np.float32)  # type: ignore[attr-defined]
+        scores = np.zeros(len(self.ids), dtype=np.float32)
+        n = len(self.ids)
+        norm = self.K1 * (1 - self.B + self.B * self.lengths / self.avg_length)
+        for token in query_tokens:  # a repeated token counts again, as in the question
+            df = self._df(token)
+            if not df:
+                continue
+            column = self.vocab[token]
+            start, end = self.postings.indptr[column], self.postings.indptr[column + 1]
+            rows = self.postings.indices[start:end]
+            tf = self.postings.data[start:end]
+            idf = np.log(1 + (n - df + 0.5) / (df + 0.5))
+            scores[rows] += idf * tf / (tf + norm[rows])
+        return scores
 
     def search(self, query_tokens: list[str], k: int) -> list[tuple[str, float]]:
         scores = self.scores(query_tokens)

@@ -1,14 +1,14 @@
-"""Clause vectors in a Chroma collection, through langchain-chroma (embedded client by default)."""
+"""Clause records in a Chroma collection: an embedded `PersistentClient` by default, or a Chroma server."""
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from assistant.index.embedder import ClauseEmbedder
+from assistant.index.registry import NEVER
 from assistant.ingest.records import Clause
 
 log = logging.getLogger(__name__)
@@ -63,57 +63,117 @@ def record_to_clause(record: dict[str, Any]) -> Clause:
     )
 
 
+def visible(metadata: dict[str, Any] | None, generation: int) -> bool:
+    """Whether a record belongs to the index as of `generation` (added at or before it, removed after it)."""
+    if not metadata:
+        return False
+    return int(metadata.get("added", 0)) <= generation < int(metadata.get("removed", NEVER))
+
+
 class ClauseStore:
-    """One generation's Chroma collection of clauses."""
+    """A Chroma collection of clause records, each tagged with the generations that added and removed it.
 
-    def __init__(self, client: Any, collection: str, embedder: ClauseEmbedder) -> None:
-        from langchain_chroma import Chroma
+    Readers see one generation: a record is visible while `added <= generation < removed`. A run that
+    builds the next generation only adds records and raises `removed` marks, so what readers of the
+    current generation see never changes under them.
+    """
 
+    def __init__(self, client: Any, collection: str, generation: int = NEVER - 1, create: bool = True) -> None:
         self.client = client
-        self.collection = collection
-        self.embedder = embedder
-        self.vectors = Chroma(
-            collection_name=collection,
-            embedding_function=embedder,
-            client=client,
-            collection_configuration={"hnsw": {"space": "cosine"}},
-        )
+        self.name = collection
+        self.generation = generation
+        if create:
+            self.collection = client.get_or_create_collection(collection, configuration={"hnsw": {"space": "cosine"}})
+        else:
+            self.collection = client.get_collection(collection)
 
-    def add(self, clauses: list[Clause], passages: list[str], vectors: list[list[float]]) -> None:
-        """Store clauses under their ids with the passages that were embedded and their vectors."""
-        collection = self.client.get_collection(self.collection)
-        step = max(1, min(1000, int(self.client.get_max_batch_size())))
-        for start in range(0, len(clauses), step):
-            end = start + step
-            collection.upsert(
-                ids=[c.clause_id for c in clauses[start:end]],
-                embeddings=vectors[start:end],
-                documents=passages[start:end],
-                metadatas=[clause_to_record(c) for c in clauses[start:end]],
+    @property
+    def _step(self) -> int:
+        return max(1, min(1000, int(self.client.get_max_batch_size())))
+
+    def add(self, records: list[dict[str, Any]], passages: list[str], vectors: list[Any], generation: int,
+            progress: Callable[[int, int], None] | None = None) -> None:
+        """Add records (ids `{clause_id}@{generation}`) with the passages that were embedded and their vectors."""
+        step = self._step
+        for start in range(0, len(records), step):
+            chunk = records[start:start + step]
+            self.collection.upsert(
+                ids=[record_id(r["clause_id"], generation) for r in chunk],
+                embeddings=[list(map(float, v)) for v in vectors[start:start + step]],
+                documents=passages[start:start + step],
+                metadatas=[{**r, "added": generation, "removed": NEVER} for r in chunk],
             )
+            if progress:
+                progress(min(start + step, len(records)), len(records))
+
+    def mark_removed(self, record_ids: list[str], generation: int) -> None:
+        """Records no longer visible from `generation` on (still visible to readers of earlier generations)."""
+        step = self._step
+        for start in range(0, len(record_ids), step):
+            chunk = record_ids[start:start + step]
+            self.collection.update(ids=chunk, metadatas=[{"removed": generation}] * len(chunk))
+
+    def delete(self, record_ids: list[str]) -> None:
+        step = self._step
+        for start in range(0, len(record_ids), step):
+            self.collection.delete(ids=record_ids[start:start + step])
+
+    def roll_back(self, generation: int) -> int:
+        """Undo what an unfinished run did after `generation`: its added records go, its removals are undone."""
+        added = self.collection.get(where={"added": {"$gt": generation}}, include=[])["ids"]
+        if added:
+            self.delete(list(added))
+        marked = self.collection.get(
+            where={"$and": [{"removed": {"$gt": generation}}, {"removed": {"$lt": NEVER}}]}, include=[])["ids"]
+        if marked:
+            self.mark_removed(list(marked), NEVER)
+        return len(added) + len(marked)
 
     def search(self, query_vector: list[float], k: int) -> list[tuple[Clause, float]]:
-        """The k nearest clauses with their cosine similarity."""
-        hits = self.vectors.similarity_search_by_vector_with_relevance_scores(query_vector, k=k)
-        return [(record_to_clause(doc.metadata), 1.0 - float(distance)) for doc, distance in hits]
+        """The k nearest clauses visible in this store's generation, with their cosine similarity."""
+        total = self.collection.count()
+        n = min(k, total)
+        while n:
+            hits = self.collection.query(query_embeddings=[query_vector], n_results=n,
+                                         include=["metadatas", "distances"])
+            found = [(record_to_clause(meta), 1.0 - float(distance))
+                     for meta, distance in zip(hits["metadatas"][0], hits["distances"][0], strict=True)
+                     if visible(meta, self.generation)]
+            if len(found) >= k or n >= total:
+                return found[:k]
+            n = min(total, n * 2 + k)  # records of other generations took places: look further
+        return []
 
-    def get(self, ids: Iterable[str]) -> dict[str, Clause]:
-        ids = list(dict.fromkeys(ids))
+    def get_with_vectors(self, record_ids: Iterable[str]) -> dict[str, tuple[Clause, list[float]]]:
+        """clause id → (clause, vector) for the given record ids that are visible in this generation."""
+        ids = list(dict.fromkeys(record_ids))
         if not ids:
             return {}
-        found = self.vectors.get(ids=ids, include=["metadatas"])
-        return {cid: record_to_clause(meta) for cid, meta in zip(found["ids"], found["metadatas"], strict=True)}
+        found = self.collection.get(ids=ids, include=["metadatas", "embeddings"])
+        return {str(meta["clause_id"]): (record_to_clause(meta), list(vector)) for meta, vector
+                in zip(found["metadatas"], found["embeddings"], strict=True) if visible(meta, self.generation)}
 
-    def get_with_vectors(self, ids: Iterable[str]) -> dict[str, tuple[Clause, list[float]]]:
-        ids = list(dict.fromkeys(ids))
+    def get(self, record_ids: Iterable[str]) -> dict[str, Clause]:
+        ids = list(dict.fromkeys(record_ids))
         if not ids:
             return {}
-        found = self.client.get_collection(self.collection).get(ids=ids, include=["metadatas", "embeddings"])
-        return {cid: (record_to_clause(meta), list(vector)) for cid, meta, vector
-                in zip(found["ids"], found["metadatas"], found["embeddings"], strict=True)}
+        found = self.collection.get(ids=ids, include=["metadatas"])
+        return {str(meta["clause_id"]): record_to_clause(meta) for meta in found["metadatas"]
+                if visible(meta, self.generation)}
 
     def count(self) -> int:
-        return int(self.client.get_collection(self.collection).count())
+        """Records visible in this generation."""
+        return len(self.collection.get(
+            where={"$and": [{"added": {"$lte": self.generation}}, {"removed": {"$gt": self.generation}}]},
+            include=[])["ids"])
 
-    def drop(self) -> None:
-        self.client.delete_collection(self.collection)
+
+def record_id(clause_id: str, generation: int) -> str:
+    return f"{clause_id}@{generation}"
+
+
+def drop_collection(client: Any, name: str) -> None:
+    try:
+        client.delete_collection(name)
+    except Exception as e:  # already gone: nothing to drop
+        log.debug("collection %s not dropped: %s", name, e)
