@@ -205,7 +205,8 @@ def docs_show(doc_id: DocId, index_dir: IndexDir = None) -> None:
                f"{row.clauses} clauses · {row.path}")
     for clause in clauses:
         text = clause.text.replace("\n", " ")
-        typer.echo(f"\n[{clause.label or '(preamble)'}] {clause.heading}\n  {text[:300]}{'…' if len(text) > 300 else ''}")
+        more = "…" if len(text) > 300 else ""
+        typer.echo(f"\n[{clause.label or '(preamble)'}] {clause.heading}\n  {text[:300]}{more}")
 
 
 def _docs_change(action: str, doc_id: str, index_dir: Path | None) -> None:

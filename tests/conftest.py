@@ -44,3 +44,52 @@ def assistant(demo_index: Path, embedder):  # type: ignore[no-untyped-def]
     from assistant.service import Assistant
 
     return Assistant(Settings(index_dir=demo_index), embedder=embedder)
+
+
+@pytest.fixture(scope="session")
+def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of a real Chroma server: $POLICY_ASSISTANT_TEST_CHROMA_URL (CI starts one), else `chroma run` here."""
+    import os
+
+    url = os.environ.get("POLICY_ASSISTANT_TEST_CHROMA_URL", "")
+    if url:
+        yield url
+        return
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    folder = tmp_path_factory.mktemp("chroma-server")
+    chroma = Path(sys.executable).parent / "chroma"
+    log = open(folder / "server.log", "wb")  # noqa: SIM115 (closed after the server stops)
+    server = subprocess.Popen([str(chroma), "run", "--path", str(folder / "data"), "--host", "127.0.0.1",
+                               "--port", str(port)], stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/api/v2/heartbeat", timeout=2).read()
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"chroma run did not start: {(folder / 'server.log').read_text()}") from None
+                time.sleep(0.3)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
+
+
+@pytest.fixture(params=["embedded", "server"])
+def chroma_url(request: pytest.FixtureRequest) -> str:
+    """Each store test runs against the embedded store ('') and against a Chroma server (its URL)."""
+    if request.param == "embedded":
+        return ""
+    return str(request.getfixturevalue("chroma_server"))
