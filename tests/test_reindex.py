@@ -279,3 +279,51 @@ def test_a_renamed_file_is_not_a_duplicate_and_is_not_embedded_again(editor: Edi
     summary = editor.indexer.sync([corpus])
     assert summary.added == ["garbage-sorting"] and summary.removed == ["sorting"] and not summary.errors
     assert len(editor.embedder.embedded) == embedded
+
+
+@pytest.mark.parametrize("point", ["embedding", "storing", "marking", "lexical", "commit", "switch", "cleanup"])
+def test_a_reindex_killed_at_any_point_leaves_the_old_state_answering_and_the_next_run_converges(
+        editor: Editor, corpus: Path, point: str):
+    import subprocess
+    import sys
+
+    from assistant.index.registry import NEVER, Registry
+    from assistant.index.store import chroma_client
+    from assistant.service import _forget_embedded_clients
+    from tests.conftest import ROOT
+
+    editor.indexer.sync([corpus])
+    (corpus / "parking.md").write_text(PARKING.replace("每小时五元", "每小时八元"), encoding="utf-8")
+    (corpus / "sorting.md").unlink()
+    (corpus / "heat.txt").write_text("关于防暑降温的通知\n一、高温天气户外作业应当调整作息时间。\n", encoding="utf-8")
+    killed = subprocess.run(
+        [sys.executable, "-m", "tests.crash_index", str(editor.index_dir), str(corpus), point,
+         editor.indexer.prefix, editor.chroma_url], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -9, killed.stderr
+
+    def readers_see() -> tuple[int, dict[str, bool], int]:
+        """The active generation, which of the phrases readers find, and how many clauses they see."""
+        _forget_embedded_clients()
+        reader = editor.reader()
+        phrases = ("每小时五元", "每小时八元", "分类投放", "作息时间")
+        found = {phrase: bool(texts_found(reader, phrase)) for phrase in phrases}
+        return reader.manifest.generation, found, reader.store.count()
+
+    before = (1, {"每小时五元": True, "每小时八元": False, "分类投放": True, "作息时间": False}, 7)
+    after = (2, {"每小时五元": False, "每小时八元": True, "分类投放": False, "作息时间": True}, 6)
+    assert readers_see() == (after if point == "cleanup" else before)
+
+    # the editor takes the revision back before the next run: nothing the killed run wrote may surface
+    (corpus / "parking.md").write_text(PARKING, encoding="utf-8")
+    editor.indexer.sync([corpus])
+    generation, found, count = readers_see()
+    assert found == {"每小时五元": True, "每小时八元": False, "分类投放": False, "作息时间": True} and count == 6
+    registry = Registry(editor.index_dir)
+    assert registry.building_generations() == []
+    collection = chroma_client(editor.index_dir, editor.chroma_url).get_collection(
+        Manifest.read(editor.index_dir).collection)
+    marks = collection.get(include=["metadatas"])["metadatas"]
+    assert all(m["added"] <= generation and (m["removed"] == NEVER or m["removed"] == generation) for m in marks)
+    embedded = len(editor.embedder.embedded)
+    again = editor.indexer.sync([corpus])
+    assert not again.switched and again.unchanged == 3 and len(editor.embedder.embedded) == embedded
