@@ -66,7 +66,8 @@ def _with_progress(run: Any) -> Any:
 
     def progress(phase: str, done: int, total: int) -> None:
         if phase not in bars:
-            bars[phase] = tqdm(total=total, unit="clause", desc=phase, file=sys.stderr, leave=False)
+            unit = "doc" if phase in ("reading", "registering") else "clause"
+            bars[phase] = tqdm(total=total, unit=unit, desc=phase, file=sys.stderr, leave=False)
         bars[phase].update(done - bars[phase].n)
 
     try:

@@ -69,7 +69,11 @@ class Assistant:
             if self._retriever is None or self._retriever.manifest.generation != manifest.generation:
                 if not self.settings.chroma_url:
                     _forget_embedded_clients()  # another process may have written: read the store afresh
-                self._retriever = Retriever(self.index_dir, self.embedder, self.settings, manifest)
+                try:
+                    self._retriever = Retriever(self.index_dir, self.embedder, self.settings, manifest)
+                except FileNotFoundError:  # two switches since the manifest was read: open the newest
+                    manifest = Manifest.read(self.index_dir)
+                    self._retriever = Retriever(self.index_dir, self.embedder, self.settings, manifest)
                 log.info("answering from index generation %s", manifest.generation)
             self._manifest_stamp = stamp
             return self._retriever

@@ -27,6 +27,7 @@ from typing import Any
 
 from assistant.config import Settings
 from assistant.evaluation import EvalItem, clause_matches, read_eval_file, script_of, summarize
+from assistant.index.generations import generation_dir
 from assistant.index.lexical import tokenize
 from assistant.ingest.normalize import normalize
 from assistant.ingest.records import Clause
@@ -88,10 +89,10 @@ def project_systems(index_dir: Path) -> tuple[Assistant, list[System]]:
 
     def lexical(question: str) -> tuple[list[list[Clause]], bool | None]:
         hits = retriever.lexical.search(tokenize(normalize(question)), TOP)
-        found = retriever.store.get([cid for cid, _ in hits])
+        found = retriever.neighbours([cid for cid, _ in hits])
         return [[found[cid]] for cid, _ in hits if cid in found], None
 
-    generation = index_dir / "generations" / retriever.manifest.generation
+    generation = generation_dir(index_dir, retriever.manifest.generation)
     return assistant, [
         System("this project", full, _size(index_dir)),
         System("dense only (same model and passages)", dense, _size(index_dir / "chroma")),

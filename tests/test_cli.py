@@ -94,3 +94,27 @@ def test_bad_eval_file_names_the_line(tmp_path, cli_index):
     done = run("eval", str(bad), index_dir=cli_index)
     assert done.returncode == 2
     assert "bad.jsonl:2" in done.stderr and "question" in done.stderr
+
+
+def test_docs_list_and_show_preview_what_is_indexed(cli_index):
+    listed = run("docs", "list", "--json", index_dir=cli_index)
+    assert listed.returncode == 0, listed.stderr
+    docs = {d["doc_id"]: d for d in map(json.loads, listed.stdout.splitlines())}
+    seed = docs["shandong-2018-zhengwu-gongkai"]
+    assert seed["title"] == "關於進一步做好全省政務公開工作的通知" and seed["status"] == "现行有效"
+    assert seed["state"] == "active" and seed["clauses"] > 20
+    assert docs["shandong-2018-zhengwu-gongkai-jiedu"]["kind"] == "interpretation"
+    shown = run("docs", "show", "shandong-2018-zhengwu-gongkai", index_dir=cli_index)
+    assert shown.returncode == 0, shown.stderr
+    assert "[7、（四）]" in shown.stdout and "政务热线" in shown.stdout
+    missing = run("docs", "show", "no-such-doc", index_dir=cli_index)
+    assert missing.returncode == 2 and "no document 'no-such-doc'" in missing.stderr and "docs list" in missing.stderr
+
+
+def test_a_second_index_run_is_turned_away_while_one_holds_the_lock(cli_index):
+    from assistant.index.generations import index_lock
+
+    with index_lock(cli_index):
+        done = run("index", str(CORPUS), index_dir=cli_index)
+    assert done.returncode == 2
+    assert "is being updated by pid" in done.stderr and "Traceback" not in done.stderr

@@ -92,3 +92,36 @@ def test_index_refuses_an_empty_corpus_and_keeps_the_old_index(small, embedder, 
     with pytest.raises(CorpusError):
         build_index([tmp_path], index_dir, embedder)
     assert Manifest.read(index_dir).generation == before.generation
+
+
+def test_an_answering_assistant_follows_an_editors_changes_made_by_another_process(tmp_path, embedder):
+    import os
+    import subprocess
+    import sys
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "library.md").write_text(REGULATION, encoding="utf-8")
+    index_dir = tmp_path / "index"
+    build_index([corpus], index_dir, embedder)
+    assistant = Assistant(Settings(index_dir=index_dir), embedder=embedder)
+    question = "图书馆每周开放多长时间？"
+    first = assistant.ask(question)
+    assert "五十六小时" in first.text and first.text.startswith("注意：")
+
+    def cli(*args: str) -> None:
+        env = {**os.environ, "POLICY_ASSISTANT_INDEX_DIR": str(index_dir)}
+        done = subprocess.run([sys.executable, "-m", "assistant", *args], capture_output=True, text=True, env=env,
+                              timeout=600)
+        assert done.returncode == 0, done.stderr
+
+    # the editor revises the article and puts the regulation back in force, in another process
+    (corpus / "library.md").write_text(
+        REGULATION.replace("status: 已废止", "status: 现行有效").replace("五十六小时", "六十小时"), encoding="utf-8")
+    cli("index", str(corpus))
+    answer, retrieval = assistant.ask_traced(question)
+    assert "六十小时" in answer.text and not answer.text.startswith("注意：")
+    assert not any("五十六小时" in c.clause.text for c in retrieval.candidates)  # the old text is never retrieved
+    cli("docs", "withdraw", "library")
+    answer, retrieval = assistant.ask_traced(question)
+    assert answer.refused and not retrieval.candidates

@@ -327,3 +327,26 @@ def test_a_reindex_killed_at_any_point_leaves_the_old_state_answering_and_the_ne
     embedded = len(editor.embedder.embedded)
     again = editor.indexer.sync([corpus])
     assert not again.switched and again.unchanged == 3 and len(editor.embedder.embedded) == embedded
+
+
+def test_a_new_model_or_chunking_builds_a_new_collection_and_switches_only_when_complete(
+        editor: Editor, corpus: Path):
+    from assistant.errors import AssistantError as Refused
+
+    editor.indexer.sync([corpus])
+    first = Manifest.read(editor.index_dir)
+    other = CountingEmbedder()
+    other.fingerprint = "other384"  # another model: its vectors must never mix with the first's
+    indexer = Indexer(editor.index_dir, lambda: other, fingerprint=other.fingerprint, model="other",
+                      chroma_url=editor.chroma_url, collection_prefix=editor.indexer.prefix)
+    summary = indexer.sync([corpus])
+    second = Manifest.read(editor.index_dir)
+    assert summary.switched and summary.embedded == 7 and second.collection != first.collection
+    assert second.collection.split("-")[1] != first.collection.split("-")[1]  # the name hashes model + chunking
+    with pytest.raises(Refused, match="built with model"):
+        editor.reader()  # a reader with the first model is refused, not mixed
+    chunked = Indexer(editor.index_dir, lambda: other, fingerprint=other.fingerprint, model="other",
+                      chroma_url=editor.chroma_url, collection_prefix=editor.indexer.prefix, max_chars=60)
+    third = chunked.sync([corpus])
+    assert third.switched and Manifest.read(editor.index_dir).chunking != second.chunking
+    assert chunked.sync([corpus]).switched is False  # and then it is the index's chunking

@@ -95,9 +95,11 @@ class Registry:
         index_dir.mkdir(parents=True, exist_ok=True)
         self.path = index_dir / REGISTRY
         self.db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
-        self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.executescript(_SCHEMA)
+        known = self.db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'generations'").fetchone()
+        if not known:  # a new registry (creating tables would wait for a writer's lock; reading does not)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.executescript(_SCHEMA)
         self._vocab: dict[str, int] | None = None
 
     def close(self) -> None:
