@@ -106,7 +106,7 @@ def test_docs_list_and_show_preview_what_is_indexed(cli_index):
     assert docs["shandong-2018-zhengwu-gongkai-jiedu"]["kind"] == "interpretation"
     shown = run("docs", "show", "shandong-2018-zhengwu-gongkai", index_dir=cli_index)
     assert shown.returncode == 0, shown.stderr
-    assert "[7、（四）]" in shown.stdout and "政务热线" in shown.stdout
+    assert "[7、（四）]" in shown.stdout and "政務熱線" in shown.stdout
     missing = run("docs", "show", "no-such-doc", index_dir=cli_index)
     assert missing.returncode == 2 and "no document 'no-such-doc'" in missing.stderr and "docs list" in missing.stderr
 

@@ -90,20 +90,15 @@ def replacement_links(documents: Mapping[str, Mapping[str, str]]) -> dict[str, d
     return links
 
 
-def interpretation_links(documents: Mapping[str, Mapping[str, str]], clauses: Iterable[ClauseRow],
-                         vectors: Mapping[str, np.ndarray]) -> dict[str, list[str]]:
-    """Interpretation clause id → the ids of the policy clauses it explains: those it names by label,
-    else the most similar one if similar enough."""
+def interpreted(documents: Mapping[str, Mapping[str, str]]) -> dict[str, str]:
+    """Interpretation doc id → the id of the document it explains (when that is in the corpus)."""
     by_key: dict[str, str] = {}
     for doc_id, meta in documents.items():
         if meta.get("kind") != "interpretation":
             for key in (meta.get("doc_number", ""), meta.get("title", ""), doc_id):
                 if key:
                     by_key[_key(key)] = doc_id
-    by_doc: dict[str, list[ClauseRow]] = {}
-    for row in clauses:
-        by_doc.setdefault(row.doc_id, []).append(row)
-    links: dict[str, list[str]] = {}
+    targets = {}
     for doc_id, meta in documents.items():
         interprets = meta.get("interprets", "")
         if meta.get("kind") != "interpretation" or not interprets:
@@ -111,19 +106,33 @@ def interpretation_links(documents: Mapping[str, Mapping[str, str]], clauses: It
         target = by_key.get(_key(interprets))
         if target is None:
             log.warning("%s interprets %r, which is not in the corpus", meta.get("source", doc_id), interprets)
+        else:
+            targets[doc_id] = target
+    return targets
+
+
+def interpretation_links(targets: Mapping[str, str], clauses: Iterable[ClauseRow],
+                         vectors: Mapping[str, np.ndarray]) -> dict[str, list[str]]:
+    """Interpretation clause id → the ids of the policy clauses it explains: those it names by label,
+    else the most similar one if similar enough. `targets` is what `interpreted` returns; `clauses`
+    must hold the clauses of both sides."""
+    by_doc: dict[str, list[ClauseRow]] = {}
+    for row in clauses:
+        by_doc.setdefault(row.doc_id, []).append(row)
+    links: dict[str, list[str]] = {}
+    for doc_id, target in targets.items():
+        candidates = [t for t in by_doc.get(target, []) if t.passage_hash in vectors]
+        if not candidates:
             continue
-        targets = [t for t in by_doc.get(target, []) if t.passage_hash in vectors]
-        if not targets:
-            continue
-        matrix = np.asarray([vectors[t.passage_hash] for t in targets])
+        matrix = np.asarray([vectors[t.passage_hash] for t in candidates])
         for row in by_doc.get(doc_id, []):
             text = normalize(str(row.record.get("text", "")))
-            named = [t.clause_id for t in targets if t.record.get("label") and
+            named = [t.clause_id for t in candidates if t.record.get("label") and
                      normalize(str(t.record["label"])) in text]
             if not named and row.passage_hash in vectors:
                 sims = matrix @ vectors[row.passage_hash]
                 best = int(np.argmax(sims))
-                named = [targets[best].clause_id] if sims[best] >= LINK_SIMILARITY else []
+                named = [candidates[best].clause_id] if sims[best] >= LINK_SIMILARITY else []
             if named:
                 links[row.clause_id] = named
     return links

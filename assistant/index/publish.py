@@ -24,8 +24,8 @@ import numpy as np
 
 from assistant.index.generations import Manifest, clean_up, collection_name, generation_dir
 from assistant.index.lexical import LexicalIndex
-from assistant.index.links import interpretation_links, replacement_links
-from assistant.index.registry import ACTIVE, ClauseRow, Registry
+from assistant.index.links import interpretation_links, interpreted, replacement_links
+from assistant.index.registry import ACTIVE, ClauseRow, DocumentRow, Registry
 from assistant.index.store import ClauseStore, drop_collection, record_id
 
 log = logging.getLogger(__name__)
@@ -103,14 +103,23 @@ class Publisher:
         try:
             with registry.transaction():
                 change()
-                desired = self._desired(registry)
+                documents = registry.documents()
+                active = {d: row for d, row in documents.items() if row.state == ACTIVE}
                 current = {} if full else registry.visible_records()
-                wanted = {d.clause_id: d.record_hash for d in desired}
-                to_add = [d for d in desired if current.get(d.clause_id, ("", ""))[1] != d.record_hash]
-                to_remove = [rid for cid, (rid, h) in current.items() if wanted.get(cid) != h]
+                expanded, signatures = self._expand(registry, active, full)
+                wanted = {d.clause_id: d.record_hash for d in expanded}
+                to_add = [d for d in expanded if current.get(d.clause_id, ("", "", ""))[1] != d.record_hash]
+                to_remove = [rid for cid, (rid, h, doc) in current.items()
+                             if doc not in active or (doc in signatures and wanted.get(cid) != h)]
+                for doc_id, row in documents.items():  # documents without visible records: none to keep
+                    if doc_id not in active and row.records_sig:
+                        registry.set_records_sig(doc_id, "")
+                for doc_id, signature in signatures.items():
+                    registry.set_records_sig(doc_id, signature)
+                rows = registry.index_rows()
+                summary.documents, summary.clauses = len(active), len(rows)
                 if not to_add and not to_remove and not full:
                     summary.generation = previous
-                    summary.documents, summary.clauses = self._counts(registry, desired)
                     registry.drop_generation(generation)
                     registry.db.execute("UPDATE documents SET generation = ? WHERE generation = 0", (previous,))
                     return
@@ -119,16 +128,16 @@ class Publisher:
                           [vectors[d.row.passage_hash] for d in to_add], generation,
                           (lambda done, total: progress("storing", done, total)) if progress else None)
                 store.mark_removed(to_remove, generation)
-                ids = {cid: rid for cid, (rid, h) in current.items() if wanted.get(cid) == h}
+                retired = set(to_remove)
+                ids = {cid: rid for cid, (rid, _, _) in current.items() if rid not in retired}
                 ids.update((d.clause_id, record_id(d.clause_id, generation)) for d in to_add)
-                self._write_generation(registry, generation, desired, ids)
+                self._write_generation(registry, generation, rows, ids)
                 if full:
                     registry.clear_records()
                 else:
                     registry.remove_records(to_remove, generation)
                 registry.add_records((record_id(d.clause_id, generation), d.clause_id, d.row.doc_id, d.record_hash,
                                       generation) for d in to_add)
-                summary.documents, summary.clauses = self._counts(registry, desired)
                 manifest = Manifest(generation, collection, self.model, self.fingerprint, self.chunking,
                                     summary.documents, summary.clauses, time.strftime("%Y-%m-%dT%H:%M:%S"))
                 registry.set_meta("fingerprint", self.fingerprint)
@@ -160,24 +169,38 @@ class Publisher:
         except Exception as e:  # the next run's recovery finishes the job
             log.warning("could not clean up generation %s: %s", generation, e)
 
-    def _desired(self, registry: Registry) -> list[_Desired]:
-        """The records readers should see: every clause of every active document, with its links."""
-        docs = registry.documents([ACTIVE])
-        rows = registry.active_clauses()
-        replaced = replacement_links({d: row.metadata for d, row in docs.items()})
-        interpretations = [d for d, row in docs.items() if row.metadata.get("kind") == "interpretation"]
+    def _expand(self, registry: Registry, active: dict[str, DocumentRow],
+                full: bool) -> tuple[list[_Desired], dict[str, str]]:
+        """The records readers should see for each active document whose records must be (re)made: its
+        clauses with their cross-document links. A document whose content and links are what its visible
+        records were made from keeps those records. Returns the records and each expanded document's
+        signature."""
+        metadata = {d: row.metadata for d, row in active.items()}
+        replaced = replacement_links(metadata)
+        targets = interpreted(metadata)
         refers: dict[str, list[str]] = {}
-        if interpretations:
-            vectors = registry.cached_vectors(self.fingerprint, (r.passage_hash for r in rows))
-            refers = interpretation_links({d: row.metadata for d, row in docs.items()}, rows, vectors)
-        desired = []
-        for row in rows:
-            record = dict(row.record)
-            record.update(replaced.get(row.doc_id, {}))
-            record["refers_to"] = json.dumps(refers.get(row.clause_id, []), ensure_ascii=False)
-            record_hash = digest(json.dumps(record, ensure_ascii=False, sort_keys=True) + row.passage_hash)
-            desired.append(_Desired(row, record, record_hash))
-        return desired
+        by_doc: dict[str, list[str]] = {}
+        if targets:
+            linked = registry.clauses(set(targets) | set(targets.values()))
+            vectors = registry.cached_vectors(self.fingerprint, (r.passage_hash for r in linked))
+            refers = interpretation_links(targets, linked, vectors)
+            for clause in (c for c in linked if c.clause_id in refers):
+                named = ",".join(refers[clause.clause_id])
+                by_doc.setdefault(clause.doc_id, []).append(f"{clause.clause_id}>{named}")
+        signatures = {}
+        for doc_id, row in active.items():
+            signature = digest("\x1f".join([row.content_hash, json.dumps(replaced.get(doc_id, {}), sort_keys=True),
+                                             *sorted(by_doc.get(doc_id, []))]))
+            if full or signature != row.records_sig:
+                signatures[doc_id] = signature
+        expanded = []
+        for clause in registry.clauses(signatures):
+            record = dict(clause.record)
+            record.update(replaced.get(clause.doc_id, {}))
+            record["refers_to"] = json.dumps(refers.get(clause.clause_id, []), ensure_ascii=False)
+            record_hash = digest(json.dumps(record, ensure_ascii=False, sort_keys=True) + clause.passage_hash)
+            expanded.append(_Desired(clause, record, record_hash))
+        return expanded, signatures
 
     def _vectors(self, registry: Registry, rows: list[ClauseRow], summary: IndexSummary) -> dict[str, np.ndarray]:
         vectors = registry.cached_vectors(self.fingerprint, (r.passage_hash for r in rows))
@@ -189,19 +212,15 @@ class Publisher:
             summary.embedded += len(fresh)
         return vectors
 
-    def _write_generation(self, registry: Registry, generation: int, desired: list[_Desired],
-                          records: dict[str, str]) -> None:
-        """The generation's BM25 index and exact 文号/条号 keys, beside the vector store."""
+    def _write_generation(self, registry: Registry, generation: int,
+                          rows: list[tuple[str, np.ndarray, list[str]]], records: dict[str, str]) -> None:
+        """The generation's BM25 index, exact 文号/条号 keys and record ids, beside the vector store."""
         folder = generation_dir(self.index_dir, generation)
-        ids = [d.clause_id for d in desired]
-        LexicalIndex.from_terms(ids, [d.row.terms for d in desired], registry.vocabulary()).save(folder / "lexical")
+        ids = [clause_id for clause_id, _, _ in rows]
+        LexicalIndex.from_terms(ids, [terms for _, terms, _ in rows], registry.vocabulary()).save(folder / "lexical")
         keys: dict[str, list[str]] = {}
-        for d in desired:
-            for key in d.row.keys:
-                keys.setdefault(key, []).append(d.clause_id)
+        for clause_id, _, clause_keys in rows:
+            for key in clause_keys:
+                keys.setdefault(key, []).append(clause_id)
         (folder / "exact.json").write_text(json.dumps(keys, ensure_ascii=False), encoding="utf-8")
         (folder / "records.json").write_text(json.dumps(records, ensure_ascii=False), encoding="utf-8")
-
-    @staticmethod
-    def _counts(registry: Registry, desired: list[_Desired]) -> tuple[int, int]:
-        return len(registry.documents([ACTIVE])), len(desired)

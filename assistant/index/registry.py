@@ -4,7 +4,7 @@ Tables
 - `documents`: one row per document (its file, hashes, metadata, state, clause count, generation);
   a removed document stays as a `removed` row so that `index` does not add its unchanged file back.
 - `clauses`: each document's clauses as last parsed, with the passage that is embedded, its BM25 terms
-  and its exact 文号/条号 keys, for active and withdrawn documents alike.
+  and its exact 文号/条号 keys (tab-separated), for active and withdrawn documents alike.
 - `records`: the clause records in the vector store, with the generation that added and removed each.
 - `vectors`: passage vectors per embedding model, so that nothing is embedded twice.
 - `terms`: the BM25 vocabulary (append-only ids).
@@ -32,7 +32,8 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS documents (
     doc_id TEXT PRIMARY KEY, root TEXT NOT NULL, path TEXT NOT NULL, file_hash TEXT NOT NULL,
     text_hash TEXT NOT NULL, content_hash TEXT NOT NULL, metadata TEXT NOT NULL,
-    state TEXT NOT NULL, clauses INTEGER NOT NULL, indexed_at TEXT NOT NULL, generation INTEGER NOT NULL);
+    state TEXT NOT NULL, clauses INTEGER NOT NULL, indexed_at TEXT NOT NULL, generation INTEGER NOT NULL,
+    records_sig TEXT NOT NULL DEFAULT '');
 CREATE TABLE IF NOT EXISTS clauses (
     clause_id TEXT PRIMARY KEY, doc_id TEXT NOT NULL, ord INTEGER NOT NULL, record TEXT NOT NULL,
     passage TEXT NOT NULL, passage_hash TEXT NOT NULL, terms BLOB NOT NULL, keys TEXT NOT NULL);
@@ -68,6 +69,8 @@ class DocumentRow:
     clauses: int
     indexed_at: str
     generation: int
+    # what the document's visible records were made from ('' when it has none): unchanged, they are kept
+    records_sig: str = ""
 
     @property
     def title(self) -> str:
@@ -100,6 +103,9 @@ class Registry:
         if not known:  # a new registry (creating tables would wait for a writer's lock; reading does not)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.executescript(_SCHEMA)
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(documents)")}
+        if "records_sig" not in columns:  # a registry from before signatures: every document's records are redone
+            self.db.execute("ALTER TABLE documents ADD COLUMN records_sig TEXT NOT NULL DEFAULT ''")
         self._vocab: dict[str, int] | None = None
 
     def close(self) -> None:
@@ -131,17 +137,20 @@ class Registry:
         rows = self.db.execute(
             f"SELECT * FROM documents WHERE state IN ({','.join('?' * len(wanted))}) ORDER BY doc_id", wanted)
         return {row[0]: DocumentRow(row[0], row[1], row[2], row[3], row[4], row[5], json.loads(row[6]), row[7],
-                                    row[8], row[9], row[10]) for row in rows}
+                                    row[8], row[9], row[10], row[11]) for row in rows}
 
     def document(self, doc_id: str) -> DocumentRow | None:
         return self.documents().get(doc_id)
 
     def put_document(self, row: DocumentRow) -> None:
         self.db.execute(
-            "INSERT OR REPLACE INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (row.doc_id, row.root, row.path, row.file_hash, row.text_hash, row.content_hash,
              json.dumps(row.metadata, ensure_ascii=False), row.state, row.clauses, row.indexed_at,
-             row.generation))
+             row.generation, row.records_sig))
+
+    def set_records_sig(self, doc_id: str, sig: str) -> None:
+        self.db.execute("UPDATE documents SET records_sig = ? WHERE doc_id = ?", (sig, doc_id))
 
     def set_state(self, doc_id: str, state: str) -> None:
         self.db.execute("UPDATE documents SET state = ? WHERE doc_id = ?", (state, doc_id))
@@ -156,37 +165,37 @@ class Registry:
         self.db.executemany(
             "INSERT INTO clauses VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [(c.clause_id, c.doc_id, c.order, json.dumps(c.record, ensure_ascii=False), c.passage,
-              c.passage_hash, c.terms.astype(np.int32).tobytes(), json.dumps(c.keys, ensure_ascii=False))
+              c.passage_hash, c.terms.astype(np.int32).tobytes(), "\t".join(c.keys))
              for c in clauses])
 
-    def clauses(self, doc_ids: Iterable[str] | None = None) -> list[ClauseRow]:
-        """Clauses of the given documents (default: all), in document and clause order."""
-        query = "SELECT * FROM clauses"
-        params: tuple[str, ...] = ()
-        if doc_ids is not None:
-            params = tuple(doc_ids)
-            if not params:
-                return []
-            query += f" WHERE doc_id IN ({','.join('?' * len(params))})"
-        rows = self.db.execute(query + " ORDER BY doc_id, ord", params).fetchall()
+    def clauses(self, doc_ids: Iterable[str]) -> list[ClauseRow]:
+        """Clauses of the given documents, in document and clause order."""
+        wanted = sorted(set(doc_ids))
+        rows: list[tuple[Any, ...]] = []
+        for start in range(0, len(wanted), 900):  # SQLite's limit on bound parameters
+            chunk = wanted[start:start + 900]
+            rows += self.db.execute(f"SELECT * FROM clauses WHERE doc_id IN ({','.join('?' * len(chunk))}) "
+                                    "ORDER BY doc_id, ord", chunk).fetchall()
         return [self._clause(r) for r in rows]
 
-    def active_clauses(self) -> list[ClauseRow]:
-        """Clauses of every active document, in document and clause order."""
-        rows = self.db.execute("SELECT c.* FROM clauses c JOIN documents d ON d.doc_id = c.doc_id "
-                               "WHERE d.state = ? ORDER BY c.doc_id, c.ord", (ACTIVE,)).fetchall()
-        return [self._clause(r) for r in rows]
+    def index_rows(self) -> list[tuple[str, np.ndarray, list[str]]]:
+        """(clause id, BM25 term ids, exact keys) of every clause of every active document, in order."""
+        rows = self.db.execute("SELECT c.clause_id, c.terms, c.keys FROM clauses c JOIN documents d "
+                               "ON d.doc_id = c.doc_id WHERE d.state = ? ORDER BY c.doc_id, c.ord", (ACTIVE,))
+        return [(cid, np.frombuffer(terms, dtype=np.int32), keys.split("\t") if keys else [])
+                for cid, terms, keys in rows]
 
     @staticmethod
     def _clause(r: tuple[Any, ...]) -> ClauseRow:
         return ClauseRow(r[0], r[1], r[2], json.loads(r[3]), r[4], r[5], np.frombuffer(r[6], dtype=np.int32),
-                         json.loads(r[7]))
+                         r[7].split("\t") if r[7] else [])
 
     # records in the vector store
-    def visible_records(self) -> dict[str, tuple[str, str]]:
-        """clause id → (record id, record hash) of every record not yet removed."""
-        rows = self.db.execute("SELECT clause_id, record_id, record_hash FROM records WHERE removed = ?", (NEVER,))
-        return {clause_id: (record_id, record_hash) for clause_id, record_id, record_hash in rows}
+    def visible_records(self) -> dict[str, tuple[str, str, str]]:
+        """clause id → (record id, record hash, doc id) of every record not yet removed."""
+        rows = self.db.execute("SELECT clause_id, record_id, record_hash, doc_id FROM records WHERE removed = ?",
+                               (NEVER,))
+        return {clause_id: (record_id, record_hash, doc_id) for clause_id, record_id, record_hash, doc_id in rows}
 
     def add_records(self, rows: Iterable[tuple[str, str, str, str, int]]) -> None:
         """(record id, clause id, doc id, record hash, added)."""

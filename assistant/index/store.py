@@ -18,6 +18,12 @@ _METADATA_KEYS = ("doc_id", "title", "doc_number", "issuer", "publish_date", "ef
                   "replaced_by_date", "source")
 
 
+# HNSW graph and search breadth. Chroma's defaults (ef 100, 16 neighbours) found 93 % of the exact 30
+# nearest clauses on the law corpus (26,616 clauses), as little as 60 % for some questions; these find
+# 99.8 % (at least 97 %) for 7 ms a query, and take 33 s instead of 8 s to insert the whole corpus.
+HNSW = {"space": "cosine", "ef_construction": 400, "ef_search": 400, "max_neighbors": 32}
+
+
 def chroma_client(index_dir: Path, url: str = "") -> Any:
     """An embedded `PersistentClient` under the index directory, or an `HttpClient` for a server URL."""
     import chromadb
@@ -83,7 +89,7 @@ class ClauseStore:
         self.name = collection
         self.generation = generation
         if create:
-            self.collection = client.get_or_create_collection(collection, configuration={"hnsw": {"space": "cosine"}})
+            self.collection = client.get_or_create_collection(collection, configuration={"hnsw": HNSW})
         else:
             self.collection = client.get_collection(collection)
 
