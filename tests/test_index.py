@@ -82,6 +82,8 @@ def test_rebuild_switches_to_a_new_collection_and_drops_the_old_one_a_switch_lat
     names = {c.name for c in chroma_client(index_dir).list_collections()}
     assert first.collection not in names and {second.collection, third.collection} <= names
     assert not (index_dir / "generations" / str(first.generation)).exists()
+    segments = [d for d in (index_dir / "chroma").iterdir() if d.is_dir() and len(d.name) == 36]
+    assert len(segments) == 2  # the dropped collection's vectors are gone from disk too
 
 
 def test_index_refuses_an_empty_corpus_and_keeps_the_old_index(small, embedder, tmp_path: Path):

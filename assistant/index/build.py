@@ -73,7 +73,7 @@ class Indexer:
         self.max_file_bytes = max_file_bytes
         self.chunking = chunking_key(max_chars)
         self.publisher = Publisher(index_dir, lambda: self.embedder, fingerprint, self.chunking, model,
-                                   collection_prefix)
+                                   collection_prefix, chroma_url)
 
     @property
     def embedder(self) -> Embedder:

@@ -22,7 +22,7 @@ from typing import Any
 
 from assistant.errors import AssistantError, IndexNotBuiltError
 from assistant.index.registry import Registry
-from assistant.index.store import ClauseStore, drop_collection
+from assistant.index.store import ClauseStore, drop_collection, remove_orphaned_segments
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +131,8 @@ def recover(index_dir: Path, registry: Registry, client: Any) -> None:
                 shutil.rmtree(child, ignore_errors=True)
 
 
-def clean_up(index_dir: Path, registry: Registry, client: Any, previous: int, fingerprint: str) -> None:
+def clean_up(index_dir: Path, registry: Registry, client: Any, previous: int, fingerprint: str,
+             embedded: bool) -> None:
     """After a switch: drop what neither the new generation nor the previous one (still being read) uses."""
     generation, collection = registry.committed_generation()
     gone = registry.removed_records(previous)
@@ -139,10 +140,12 @@ def clean_up(index_dir: Path, registry: Registry, client: Any, previous: int, fi
         ClauseStore(client, collection).delete(gone)
     registry.forget_records(previous)
     keep = {collection, registry.collection_of(previous)}
-    for name in registry.collections():
-        if name not in keep:
-            drop_collection(client, name)
-            registry.forget_collection(name)
+    dropped = [name for name in registry.collections() if name not in keep]
+    for name in dropped:
+        drop_collection(client, name)
+        registry.forget_collection(name)
+    if dropped and embedded:
+        remove_orphaned_segments(index_dir / "chroma")
     registry.prune_vectors(fingerprint)
     folder = index_dir / GENERATIONS
     for child in folder.iterdir() if folder.exists() else ():

@@ -90,6 +90,7 @@ class Publisher:
     chunking: str
     model: str
     prefix: str
+    chroma_url: str = ""
 
     def publish(self, registry: Registry, client: Any, change: Callable[[], None], full: bool,
                  summary: IndexSummary, progress: Progress | None) -> None:
@@ -152,7 +153,7 @@ class Publisher:
         manifest.write(self.index_dir)
         summary.generation, summary.switched = generation, True
         summary.records_added, summary.records_removed = len(to_add), len(to_remove)
-        clean_up(self.index_dir, registry, client, previous, self.fingerprint)
+        clean_up(self.index_dir, registry, client, previous, self.fingerprint, embedded=not self.chroma_url)
 
     def _undo(self, registry: Registry, client: Any, generation: int, previous: int, collection: str,
               full: bool) -> None:

@@ -88,6 +88,7 @@ class ClauseStore:
         self.client = client
         self.name = collection
         self.generation = generation
+        self._total: int | None = None  # records in the collection, all generations (counted when needed)
         if create:
             self.collection = client.get_or_create_collection(collection, configuration={"hnsw": HNSW})
         else:
@@ -137,17 +138,22 @@ class ClauseStore:
 
     def search(self, query_vector: list[float], k: int) -> list[tuple[Clause, float]]:
         """The k nearest clauses visible in this store's generation, with their cosine similarity."""
-        total = self.collection.count()
-        n = min(k, total)
+        if self._total is None:
+            self._total = int(self.collection.count())
+        n = min(k, self._total)
         while n:
             hits = self.collection.query(query_embeddings=[query_vector], n_results=n,
                                          include=["metadatas", "distances"])
             found = [(record_to_clause(meta), 1.0 - float(distance))
                      for meta, distance in zip(hits["metadatas"][0], hits["distances"][0], strict=True)
                      if visible(meta, self.generation)]
-            if len(found) >= k or n >= total:
+            if len(found) >= k:
                 return found[:k]
-            n = min(total, n * 2 + k)  # records of other generations took places: look further
+            if n >= self._total:  # a writer may have added records since: count again, once
+                total, self._total = self._total, int(self.collection.count())
+                if self._total <= total:
+                    return found
+            n = min(self._total, n * 2 + k)  # records of other generations took places: look further
         return []
 
     def get_with_vectors(self, record_ids: Iterable[str]) -> dict[str, tuple[Clause, list[float]]]:
@@ -183,3 +189,31 @@ def drop_collection(client: Any, name: str) -> None:
         client.delete_collection(name)
     except Exception as e:  # already gone: nothing to drop
         log.debug("collection %s not dropped: %s", name, e)
+
+
+def remove_orphaned_segments(chroma_dir: Path) -> int:
+    """Delete the vector-segment folders of dropped collections from an embedded store; their number.
+
+    Chroma 1.x drops a collection's records but leaves its HNSW folder on disk (chroma-core/chroma#5259,
+    #5520), so every rebuild would leave tens of megabytes behind. A folder is removed only when its name
+    is a segment id that Chroma's own catalogue no longer lists.
+    """
+    import shutil
+    import sqlite3
+    import uuid
+
+    catalogue = chroma_dir / "chroma.sqlite3"
+    if not catalogue.exists():
+        return 0
+    with sqlite3.connect(f"file:{catalogue}?mode=ro", uri=True) as db:
+        known = {str(row[0]) for row in db.execute("SELECT id FROM segments")}
+    removed = 0
+    for folder in chroma_dir.iterdir():
+        try:
+            uuid.UUID(folder.name)
+        except ValueError:
+            continue
+        if folder.is_dir() and folder.name not in known:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed += 1
+    return removed
