@@ -1,4 +1,4 @@
-"""`policy-assistant`: index | ask | eval | demo | docs | config."""
+"""`policy-assistant`: serve | index | ask | eval | demo | docs | config."""
 
 from __future__ import annotations
 
@@ -164,6 +164,29 @@ def demo(index_dir: IndexDir = None) -> None:
         typer.echo(f"\n问：{q}\n{answer.text}")
     typer.echo(f"\n(answered {len(timings)} questions, median {statistics.median(timings) * 1000:.0f} ms; "
                "ask your own: policy-assistant ask \"…\")", err=True)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on (0.0.0.0: every one).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 7860,
+    index_dir: IndexDir = None,
+) -> None:
+    """Start the web server: the staff UI at /, /healthz; indexes the demo corpus on first start."""
+    import uvicorn
+
+    from assistant.server import create_app
+
+    assistant = _assistant(index_dir)
+    if not assistant.has_index():
+        typer.echo(f"indexing {assistant.settings.corpus_dir} into {assistant.index_dir} (first start)…", err=True)
+        _print_summary(_with_progress(lambda progress: assistant.reindex(progress=progress)))
+    typer.echo("loading the embedding model…", err=True)
+    assistant.ask("预热")  # the first citizen should not wait for the model
+    app = create_app(assistant.settings, assistant)
+    shown = "localhost" if host in ("0.0.0.0", "127.0.0.1", "::") else host
+    typer.echo(f"policy-assistant is serving at http://{shown}:{port}/  (health: /healthz; Ctrl+C stops)", err=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning")
 
 
 docs = typer.Typer(no_args_is_help=True, help="List, preview, withdraw, restore and remove indexed documents.")

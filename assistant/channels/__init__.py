@@ -1,0 +1,1 @@
+"""The doors other than the CLI: the web UI (and, later, WeChat)."""

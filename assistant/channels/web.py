@@ -1,0 +1,96 @@
+"""The staff web UI (Gradio Blocks): a chat whose answers show their cited clauses and why they were chosen."""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import gradio as gr
+
+from assistant.answer.records import Answer, Citation
+from assistant.retrieve import Retrieval
+from assistant.service import Assistant
+
+EXAMPLES = ["政务热线电话太多打不通，政府会整合吗？", "政务公开考核分值是多少？", "政府网站要怎么集约化建设？"]
+SCORE_COLUMNS = ["#", "文件", "条款", "dense", "BM25", "fused", "relevance", "cited"]
+_CSS = """
+.pa-source {border: 1px solid #ddd; border-radius: 8px; padding: 8px 12px; margin-bottom: 10px;}
+.pa-badge {display: inline-block; border-radius: 4px; padding: 0 6px; font-size: 0.85em; color: #fff;}
+.pa-in-force {background: #2e7d32;} .pa-not-in-force {background: #c62828;}
+.pa-source mark {background: #fff3b0;}
+"""
+
+
+def sources_html(answer: Answer) -> str:
+    """The cited clauses: reference, status badge, full text with the sentences used highlighted."""
+    if answer.refused or not answer.citations:
+        return "<p>没有引用条款。</p>" if not answer.refused else "<p>未找到相关条款，已拒绝回答。</p>"
+    return "".join(_source(c) for c in answer.citations)
+
+
+def _source(citation: Citation) -> str:
+    clause = citation.clause
+    text = html.escape(clause.text)
+    for sentence in citation.sentences:
+        original = html.escape(sentence)
+        if original and original in text:
+            text = text.replace(original, f"<mark>{original}</mark>", 1)
+    badge = "pa-in-force" if clause.in_force() else "pa-not-in-force"
+    number = f"（{html.escape(clause.doc_number)}）" if clause.doc_number else ""
+    role = "（所解读的条款）" if citation.role == "interpreted" else ""
+    kind = "政策解读 · " if clause.metadata.get("kind") == "interpretation" else ""
+    return (f'<div class="pa-source" data-clause="{html.escape(clause.label)}">'
+            f"<b>[{citation.n}]</b> 《{html.escape(clause.title.strip('《》'))}》{number} "
+            f'<b class="pa-label">{html.escape(clause.label)}</b>{role} '
+            f'<span class="pa-badge {badge}">{html.escape(clause.status or "现行有效")}</span>'
+            f"<div><small>{kind}{html.escape(clause.heading)}</small></div>"
+            f"<p>{text.replace(chr(10), '<br>')}</p></div>")
+
+
+def score_rows(answer: Answer, retrieval: Retrieval, top: int = 10) -> list[list[Any]]:
+    """The best candidates with the evidence for them (dense, BM25, fused scores and relevance)."""
+    cited = {c.clause.clause_id: c.n for c in answer.citations}
+    rows = []
+    for rank, candidate in enumerate(retrieval.candidates[:top], 1):
+        clause = candidate.clause
+        rows.append([rank, clause.title.strip("《》")[:30], clause.label, round(candidate.dense, 3),
+                     round(candidate.lexical, 2), round(candidate.fused, 4), round(candidate.relevance, 3),
+                     f"[{cited[clause.clause_id]}]" if clause.clause_id in cited else ""])
+    return rows
+
+
+def build_ui(assistant: Assistant) -> gr.Blocks:
+    """The Gradio app: one chat per browser session, with its sources panel."""
+
+    def respond(message: str, history: list[dict[str, Any]]) -> tuple[Any, ...]:
+        message = (message or "").strip()
+        if not message:
+            return history, "", gr.update(), gr.update()
+        answer, retrieval = assistant.ask_traced(message)
+        history = [*history, {"role": "user", "content": message}, {"role": "assistant", "content": answer.text}]
+        return history, "", sources_html(answer), score_rows(answer, retrieval)
+
+    with gr.Blocks(title="政策解读助手") as ui:
+        gr.Markdown("## 政策解读助手 · 答复测试")
+        with gr.Tab("问答", id="chat"):
+            with gr.Row():
+                with gr.Column(scale=3):
+                    chat = gr.Chatbot(label="对话", height=460, elem_id="chat")
+                    question = gr.Textbox(label="问题", placeholder="输入问题，回车发送", elem_id="question")
+                    with gr.Row():
+                        send = gr.Button("发送", variant="primary", elem_id="send")
+                        gr.ClearButton([chat, question], value="清空")
+                    gr.Examples(EXAMPLES, inputs=question, label="示例问题")
+                with gr.Column(scale=2):
+                    gr.Markdown("### 引用条款")
+                    sources = gr.HTML("<p>提问后，这里显示答复引用的条款原文。</p>", elem_id="sources")
+                    with gr.Accordion("为什么是这些条款（检索得分）", open=False):
+                        scores = gr.Dataframe(headers=SCORE_COLUMNS, interactive=False, elem_id="scores")
+        outputs = [chat, question, sources, scores]
+        question.submit(respond, [question, chat], outputs, api_name="ask")
+        send.click(respond, [question, chat], outputs, api_visibility="private")
+    return ui
+
+
+def css() -> str:
+    return _CSS
