@@ -18,6 +18,7 @@ _CSS = """
 .pa-badge {display: inline-block; border-radius: 4px; padding: 0 6px; font-size: 0.85em; color: #fff;}
 .pa-in-force {background: #2e7d32;} .pa-not-in-force {background: #c62828;}
 .pa-source mark {background: #fff3b0;}
+.pa-scores td, .pa-scores th {padding: 2px 6px; font-size: 0.85em;}
 """
 
 
@@ -47,16 +48,18 @@ def _source(citation: Citation) -> str:
             f"<p>{text.replace(chr(10), '<br>')}</p></div>")
 
 
-def score_rows(answer: Answer, retrieval: Retrieval, top: int = 10) -> list[list[Any]]:
+def scores_html(answer: Answer, retrieval: Retrieval, top: int = 10) -> str:
     """The best candidates with the evidence for them (dense, BM25, fused scores and relevance)."""
     cited = {c.clause.clause_id: c.n for c in answer.citations}
+    head = "".join(f"<th>{name}</th>" for name in SCORE_COLUMNS)
     rows = []
     for rank, candidate in enumerate(retrieval.candidates[:top], 1):
         clause = candidate.clause
-        rows.append([rank, clause.title.strip("《》")[:30], clause.label, round(candidate.dense, 3),
-                     round(candidate.lexical, 2), round(candidate.fused, 4), round(candidate.relevance, 3),
-                     f"[{cited[clause.clause_id]}]" if clause.clause_id in cited else ""])
-    return rows
+        cells = [rank, html.escape(clause.title.strip("《》")[:30]), html.escape(clause.label),
+                 f"{candidate.dense:.3f}", f"{candidate.lexical:.2f}", f"{candidate.fused:.4f}",
+                 f"{candidate.relevance:.3f}", f"[{cited[clause.clause_id]}]" if clause.clause_id in cited else ""]
+        rows.append("<tr>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>")
+    return f'<table class="pa-scores"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
 
 
 def build_ui(assistant: Assistant) -> gr.Blocks:
@@ -68,7 +71,7 @@ def build_ui(assistant: Assistant) -> gr.Blocks:
             return history, "", gr.update(), gr.update()
         answer, retrieval = assistant.ask_traced(message)
         history = [*history, {"role": "user", "content": message}, {"role": "assistant", "content": answer.text}]
-        return history, "", sources_html(answer), score_rows(answer, retrieval)
+        return history, "", sources_html(answer), scores_html(answer, retrieval)
 
     with gr.Blocks(title="政策解读助手") as ui:
         gr.Markdown("## 政策解读助手 · 答复测试")
@@ -85,10 +88,12 @@ def build_ui(assistant: Assistant) -> gr.Blocks:
                     gr.Markdown("### 引用条款")
                     sources = gr.HTML("<p>提问后，这里显示答复引用的条款原文。</p>", elem_id="sources")
                     with gr.Accordion("为什么是这些条款（检索得分）", open=False):
-                        scores = gr.Dataframe(headers=SCORE_COLUMNS, interactive=False, elem_id="scores")
+                        scores = gr.HTML("", elem_id="scores")
         outputs = [chat, question, sources, scores]
-        question.submit(respond, [question, chat], outputs, api_name="ask")
-        send.click(respond, [question, chat], outputs, api_visibility="private")
+        # two answers at a time: the work is CPU-bound, and the machine this runs on has few cores
+        question.submit(respond, [question, chat], outputs, api_name="ask", concurrency_limit=2,
+                        concurrency_id="answer")
+        send.click(respond, [question, chat], outputs, api_visibility="private", concurrency_id="answer")
     return ui
 
 
