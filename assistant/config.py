@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_MODEL = "bundled:multilingual-e5-small"
@@ -78,6 +78,15 @@ class AnswerSettings(BaseModel):
     )
 
 
+class WebSettings(BaseModel):
+    """The web UI: who may use the editors' page (and, optionally, the chat)."""
+
+    editor_username: str = Field("", description="Editors' login name; the editors' page is off until it is set.")
+    editor_password: SecretStr = Field(SecretStr(""), description="Editors' password (set it with the username).")
+    chat_username: str = Field("", description="Login for the staff chat; empty: the chat is open.")
+    chat_password: SecretStr = Field(SecretStr(""), description="Password for the staff chat login.")
+
+
 class Settings(BaseSettings):
     """Effective settings, read from the environment (POLICY_ASSISTANT_*, nested with __)."""
 
@@ -90,6 +99,8 @@ class Settings(BaseSettings):
     chroma_url: str = Field(
         "", description="URL of a Chroma server (`chroma run`); empty uses the embedded store in index_dir."
     )
+    state_dir: Path = Field(Path("state"), description="Where staff feedback on answers is kept (SQLite).")
     index: IndexSettings = Field(default_factory=IndexSettings)
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
     answer: AnswerSettings = Field(default_factory=AnswerSettings)
+    web: WebSettings = Field(default_factory=WebSettings)

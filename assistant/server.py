@@ -1,8 +1,11 @@
-"""One ASGI app: the Gradio UI at `/`, `/healthz` for monitoring (and, later, WeChat at `/wechat`)."""
+"""One ASGI app: the staff chat at `/`, the editors' page at `/editors/` (behind a login), `/healthz`
+(and, later, WeChat at `/wechat`)."""
 
 from __future__ import annotations
 
+import hmac
 import logging
+from pathlib import Path
 from typing import Any
 
 from assistant.config import Settings
@@ -12,15 +15,26 @@ from assistant.service import Assistant
 log = logging.getLogger(__name__)
 
 
+def _login(username: str, password: str) -> Any:
+    """A Gradio auth check against one configured account (constant-time comparison)."""
+    def check(given_user: str, given_password: str) -> bool:
+        return (hmac.compare_digest(given_user.encode(), username.encode())
+                and hmac.compare_digest(given_password.encode(), password.encode()))
+    return check
+
+
 def create_app(settings: Settings, assistant: Assistant | None = None) -> Any:
     """The FastAPI app serving `assistant` (built from `settings` when not given)."""
     import gradio as gr
     from fastapi import FastAPI
     from fastapi.responses import JSONResponse
 
+    from assistant.channels.editors import build_editors, locked_page
     from assistant.channels.web import build_ui, css
+    from assistant.feedback import FeedbackStore
 
     assistant = assistant or Assistant(settings)
+    feedback = FeedbackStore(Path(settings.state_dir) / "feedback.sqlite3")
     app = FastAPI(title="policy-assistant", docs_url=None, redoc_url=None)
 
     @app.get("/healthz")
@@ -33,4 +47,16 @@ def create_app(settings: Settings, assistant: Assistant | None = None) -> Any:
         return {"status": "ok", "generation": manifest.generation, "documents": manifest.documents,
                 "clauses": manifest.clauses, "model": manifest.model, "built_at": manifest.built_at}
 
-    return gr.mount_gradio_app(app, build_ui(assistant), path="/", css=css(), footer_links=[])
+    web = settings.web
+    editor_password = web.editor_password.get_secret_value()
+    if web.editor_username and editor_password:
+        app = gr.mount_gradio_app(app, build_editors(assistant, feedback), path="/editors", css=css(),
+                                  footer_links=[], auth=_login(web.editor_username, editor_password),
+                                  auth_message="编辑登录")
+    else:
+        log.warning("no editor login configured: the editors' page is off")
+        app = gr.mount_gradio_app(app, locked_page(), path="/editors", footer_links=[])
+    chat_password = web.chat_password.get_secret_value()
+    chat_auth = _login(web.chat_username, chat_password) if web.chat_username and chat_password else None
+    return gr.mount_gradio_app(app, build_ui(assistant, feedback), path="/", css=css(), footer_links=[],
+                               auth=chat_auth)

@@ -17,6 +17,7 @@ SEED = CORPUS / "shandong-2018-zhengwu-gongkai.md"
 def _isolated_index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Nothing a test does writes into the repository's indexes/."""
     monkeypatch.setenv("POLICY_ASSISTANT_INDEX_DIR", str(tmp_path / "indexes"))
+    monkeypatch.setenv("POLICY_ASSISTANT_STATE_DIR", str(tmp_path / "state"))
 
 
 @pytest.fixture(scope="session")
@@ -39,11 +40,12 @@ def demo_index(tmp_path_factory: pytest.TempPathFactory, embedder) -> Iterator[P
 
 
 @pytest.fixture(scope="session")
-def assistant(demo_index: Path, embedder):  # type: ignore[no-untyped-def]
+def assistant(demo_index: Path, embedder, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     from assistant.config import Settings
     from assistant.service import Assistant
 
-    return Assistant(Settings(index_dir=demo_index), embedder=embedder)
+    state = tmp_path_factory.mktemp("state")
+    return Assistant(Settings(index_dir=demo_index, state_dir=state), embedder=embedder)
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -58,18 +59,26 @@ def server(assistant) -> Iterator[str]:  # type: ignore[no-untyped-def]
     thread.join(timeout=30)
 
 
-def ask(base: str, question: str, history: list | None = None) -> list:  # type: ignore[type-arg]
-    """Call the chat through Gradio's HTTP API, as the browser's client does."""
-    body = json.dumps({"data": [question, history or []]}).encode()
-    request = urllib.request.Request(f"{base}/gradio_api/call/ask", data=body,
+def call(base: str, endpoint: str, data: list, opener: Any = None) -> tuple[str, Any]:  # type: ignore[type-arg]
+    """Call a Gradio endpoint over HTTP as the browser's client does: ('complete' | 'error', its data)."""
+    open_url = (opener or urllib.request.build_opener()).open
+    request = urllib.request.Request(f"{base}/gradio_api/call/{endpoint}", data=json.dumps({"data": data}).encode(),
                                      headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=60) as response:
+    with open_url(request, timeout=60) as response:
         event_id = json.loads(response.read())["event_id"]
-    with urllib.request.urlopen(f"{base}/gradio_api/call/ask/{event_id}", timeout=60) as response:
+    with open_url(f"{base}/gradio_api/call/{endpoint}/{event_id}", timeout=300) as response:
         stream = response.read().decode()
-    assert "event: complete" in stream, stream
-    data = stream.split("event: complete", 1)[1].split("data:", 1)[1].strip().splitlines()[0]
-    return list(json.loads(data))
+    for event in ("complete", "error"):
+        if f"event: {event}" in stream:
+            payload = stream.split(f"event: {event}", 1)[1].split("data:", 1)[1].strip().splitlines()[0]
+            return event, json.loads(payload)
+    raise AssertionError(stream)
+
+
+def ask(base: str, question: str, history: list | None = None) -> list:  # type: ignore[type-arg]
+    event, data = call(base, "ask", [question, history or []])
+    assert event == "complete", data
+    return list(data)
 
 
 def test_healthz_reports_the_generation_being_served(server: str):
@@ -79,7 +88,7 @@ def test_healthz_reports_the_generation_being_served(server: str):
 
 
 def test_a_staff_question_gets_a_cited_answer_and_its_sources(server: str):
-    history, cleared, sources, scores = ask(server, "政务热线电话太多打不通，政府会整合吗？")
+    history, cleared, sources, scores, _ = ask(server, "政务热线电话太多打不通，政府会整合吗？")
     assert cleared == ""
     assert [m["role"] for m in history] == ["user", "assistant"]
     reply = history[1]["content"][0]["text"] if isinstance(history[1]["content"], list) else history[1]["content"]
@@ -127,3 +136,116 @@ def test_serve_indexes_the_demo_corpus_on_first_start(tmp_path: Path):
         server.terminate()
         _, stderr = server.communicate(timeout=60)
     assert "(first start)" in stderr and f"http://localhost:{port}/" in stderr
+
+
+BIKES = """---
+title: 示例市共享单车停放管理办法
+doc_number: 示市政发〔2025〕9号
+---
+第一条　为规范共享单车停放，制定本办法。
+
+第二条　共享单车应当停放在道路两侧划定的白色停车框内，禁止停放在盲道上。
+"""
+
+
+@pytest.fixture(scope="module")
+def editors_server(tmp_path_factory, embedder) -> Iterator[tuple[str, Path]]:  # type: ignore[no-untyped-def]
+    """A server with an editor account, over its own corpus and index (publishing changes them)."""
+    import shutil
+
+    import uvicorn
+
+    from assistant.config import Settings
+    from assistant.index.build import build_index
+    from assistant.server import create_app
+    from assistant.service import Assistant
+    from tests.conftest import SEED
+
+    root = tmp_path_factory.mktemp("editors")
+    corpus = root / "corpus"
+    corpus.mkdir()
+    shutil.copy(SEED, corpus / SEED.name)
+    build_index([corpus], root / "index", embedder)
+    settings = Settings(index_dir=root / "index", corpus_dir=corpus, state_dir=root / "state",
+                        web={"editor_username": "editor", "editor_password": "s3cret-pass"})
+    port = _free_port()
+    uv = uvicorn.Server(uvicorn.Config(create_app(settings, Assistant(settings, embedder=embedder)),
+                                       host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=uv.run, daemon=True)
+    thread.start()
+    while not uv.started:
+        time.sleep(0.1)
+    yield f"http://127.0.0.1:{port}", corpus
+    uv.should_exit = True
+    thread.join(timeout=30)
+
+
+def _login(base: str, password: str) -> tuple[int, Any]:
+    import http.cookiejar
+
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+    form = urllib.parse.urlencode({"username": "editor", "password": password}).encode()
+    try:
+        with opener.open(f"{base}/editors/login", data=form, timeout=30) as response:
+            return response.status, opener
+    except urllib.error.HTTPError as e:
+        return e.code, None
+
+
+def _upload(base: str, opener: Any, name: str, content: bytes) -> dict[str, Any]:
+    boundary = "----policyassistant"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"{name}\"\r\n"
+            f"Content-Type: application/octet-stream\r\n\r\n").encode() + content + f"\r\n--{boundary}--\r\n".encode()
+    request = urllib.request.Request(f"{base}/editors/gradio_api/upload", data=body,
+                                     headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    with opener.open(request, timeout=60) as response:
+        path = json.loads(response.read())[0]
+    return {"path": path, "orig_name": name, "meta": {"_type": "gradio.FileData"}}
+
+
+def test_anonymous_users_cannot_reach_the_editors_functions(editors_server):
+    base, corpus = editors_server
+    before = sorted(p.name for p in corpus.iterdir())
+    for path in ("/editors/config", "/editors/gradio_api/info"):
+        status, _ = _get(base + path)
+        assert status == 401, path
+    request = urllib.request.Request(f"{base}/editors/gradio_api/call/publish", method="POST",
+                                     data=json.dumps({"data": [[], *[""] * 8]}).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=30)
+    assert refused.value.code == 401
+    assert _login(base, "wrong")[0] == 400
+    assert sorted(p.name for p in corpus.iterdir()) == before
+
+
+def test_an_editor_publishes_a_policy_that_then_answers(editors_server):
+    base, corpus = editors_server
+    status, editor = _login(base, "s3cret-pass")
+    assert status == 200
+    bad = _upload(base, editor, "empty.md", b"")
+    event, message = call(f"{base}/editors", "publish", [[bad], *[""] * 8], editor)
+    assert event == "error" and "empty.md" in json.dumps(message, ensure_ascii=False)
+    assert not (corpus / "empty.md").exists()  # a bad upload changes nothing
+    assert ask(base, "共享单车可以停在盲道上吗？")[0][1]["content"][0]["text"].startswith("抱歉")
+    event, (result, documents) = call(f"{base}/editors", "publish",
+                                      [[_upload(base, editor, "bikes.md", BIKES.encode())], *[""] * 8], editor)
+    assert event == "complete" and "新增 1" in result and "示例市共享单车停放管理办法" in documents
+    reply = ask(base, "共享单车可以停在盲道上吗？")[0][1]["content"][0]["text"]
+    assert "盲道" in reply and "《示例市共享单车停放管理办法》(示市政发〔2025〕9号) 第二条" in reply
+    event, (summary, _) = call(f"{base}/editors", "withdraw", ["bikes"], editor)
+    assert event == "complete" and "第" in summary
+    assert ask(base, "共享单车可以停在盲道上吗？")[0][1]["content"][0]["text"].startswith("抱歉")
+
+
+def test_feedback_is_stored_with_its_answer_and_exported_as_csv(tmp_path: Path, assistant):  # type: ignore[no-untyped-def]
+    from assistant.feedback import FeedbackStore
+
+    store = FeedbackStore(tmp_path / "feedback.sqlite3")
+    answer = assistant.ask("政务公开考核分值是多少？")
+    store.add("down", "分值说得不清楚", answer.to_json())
+    with pytest.raises(ValueError):
+        store.add("meh", "", answer.to_json())
+    csv_text = store.to_csv()
+    assert csv_text.startswith("\ufeffid,created_at,rating,comment,question,answer,citations,refused")
+    assert "分值说得不清楚" in csv_text and "政务公开考核分值是多少？" in csv_text and "8、（二）" in csv_text

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import html
+import json
 from typing import Any
 
 import gradio as gr
 
 from assistant.answer.records import Answer, Citation
+from assistant.feedback import FeedbackStore, answer_record
 from assistant.retrieve import Retrieval
 from assistant.service import Assistant
 
@@ -62,19 +64,25 @@ def scores_html(answer: Answer, retrieval: Retrieval, top: int = 10) -> str:
     return f'<table class="pa-scores"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
 
 
-def build_ui(assistant: Assistant) -> gr.Blocks:
-    """The Gradio app: one chat per browser session, with its sources panel."""
+def build_ui(assistant: Assistant, feedback: FeedbackStore) -> gr.Blocks:
+    """The Gradio app: one chat per browser session, with its sources panel and feedback on each answer."""
 
     def respond(message: str, history: list[dict[str, Any]]) -> tuple[Any, ...]:
         message = (message or "").strip()
         if not message:
-            return history, "", gr.update(), gr.update()
+            return history, "", gr.update(), gr.update(), gr.update()
         answer, retrieval = assistant.ask_traced(message)
         history = [*history, {"role": "user", "content": message}, {"role": "assistant", "content": answer.text}]
-        return history, "", sources_html(answer), scores_html(answer, retrieval)
+        return history, "", sources_html(answer), scores_html(answer, retrieval), answer_record(answer)
+
+    def rate(rating: str, comment: str, last: str) -> tuple[str, str]:
+        if not last:
+            return "先提问，再评价答复。", comment
+        feedback.add(rating, comment or "", json.loads(last))
+        return ("已记录：有帮助 👍" if rating == "up" else "已记录：没帮助 👎") + "，谢谢。", ""
 
     with gr.Blocks(title="政策解读助手") as ui:
-        gr.Markdown("## 政策解读助手 · 答复测试")
+        gr.Markdown("## 政策解读助手 · 答复测试　　[编辑发布 →](editors/)")
         with gr.Tab("问答", id="chat"):
             with gr.Row():
                 with gr.Column(scale=3):
@@ -84,12 +92,20 @@ def build_ui(assistant: Assistant) -> gr.Blocks:
                         send = gr.Button("发送", variant="primary", elem_id="send")
                         gr.ClearButton([chat, question], value="清空")
                     gr.Examples(EXAMPLES, inputs=question, label="示例问题")
+                    with gr.Row():
+                        comment = gr.Textbox(label="对上一条答复的意见（可选）", scale=3, elem_id="comment")
+                        up = gr.Button("👍 有帮助", scale=1, elem_id="thumbs-up")
+                        down = gr.Button("👎 没帮助", scale=1, elem_id="thumbs-down")
+                    rated = gr.Markdown("", elem_id="rated")
                 with gr.Column(scale=2):
                     gr.Markdown("### 引用条款")
                     sources = gr.HTML("<p>提问后，这里显示答复引用的条款原文。</p>", elem_id="sources")
                     with gr.Accordion("为什么是这些条款（检索得分）", open=False):
                         scores = gr.HTML("", elem_id="scores")
-        outputs = [chat, question, sources, scores]
+        last = gr.State("")
+        outputs = [chat, question, sources, scores, last]
+        up.click(lambda c, s: rate("up", c, s), [comment, last], [rated, comment], api_name="rate_up")
+        down.click(lambda c, s: rate("down", c, s), [comment, last], [rated, comment], api_name="rate_down")
         # two answers at a time: the work is CPU-bound, and the machine this runs on has few cores
         question.submit(respond, [question, chat], outputs, api_name="ask", concurrency_limit=2,
                         concurrency_id="answer")
