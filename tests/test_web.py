@@ -233,6 +233,14 @@ def test_an_editor_publishes_a_policy_that_then_answers(editors_server):
     assert event == "complete" and "新增 1" in result and "示例市共享单车停放管理办法" in documents
     reply = ask(base, "共享单车可以停在盲道上吗？")[0][1]["content"][0]["text"]
     assert "盲道" in reply and "《示例市共享单车停放管理办法》(示市政发〔2025〕9号) 第二条" in reply
+    event, (summary, _) = call(f"{base}/editors", "set_status", ["bikes", "已废止", ""], editor)
+    assert event == "complete" and "嵌入 0 条" in summary  # a status change re-embeds nothing
+    reply = ask(base, "共享单车可以停在盲道上吗？")[0][1]["content"][0]["text"]
+    assert reply.startswith("注意：《示例市共享单车停放管理办法》的状态为“已废止”")
+    questions = '{"question": "共享单车能停盲道吗？", "kind": "answerable", "expect": ["盲道"]}\n'
+    event, metrics = call(f"{base}/editors", "evaluate", [_upload(base, editor, "q.jsonl", questions.encode())],
+                          editor)
+    assert event == "complete" and "- hit@1: 1.000" in metrics[0]
     event, (summary, _) = call(f"{base}/editors", "withdraw", ["bikes"], editor)
     assert event == "complete" and "第" in summary
     assert ask(base, "共享单车可以停在盲道上吗？")[0][1]["content"][0]["text"].startswith("抱歉")

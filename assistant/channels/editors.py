@@ -12,9 +12,10 @@ import gradio as gr
 import yaml
 
 from assistant.errors import AssistantError, CorpusError
+from assistant.evaluation import EvalResult, read_eval_file, run_eval
 from assistant.feedback import FeedbackStore
 from assistant.ingest.clauses import parse_clauses
-from assistant.ingest.loaders import SUFFIXES, load_document
+from assistant.ingest.loaders import SUFFIXES, load_document, split_front_matter
 from assistant.ingest.records import PolicyDocument
 from assistant.service import Assistant
 
@@ -124,6 +125,36 @@ def build_editors(assistant: Assistant, feedback: FeedbackStore) -> gr.Blocks:
             raise gr.Error(e.message) from e
         return summary_text(summary), documents_html(assistant)
 
+    def set_status(doc_id: str, status: str, replaced_by: str) -> tuple[str, str]:
+        """Change a document's status in its corpus file's front matter and publish (nothing is re-embedded)."""
+        row = next((r for r in assistant.documents() if r.doc_id == doc_id.strip()), None)
+        if row is None or not status:
+            raise gr.Error("请填写表中的文档 ID 并选择状态。")
+        source = Path(row.path)
+        if source.suffix.lower() not in (".md", ".markdown") or not source.exists():
+            raise gr.Error(f"{source.name} 不是语料中的 Markdown 文件，请修改原文件后重新发布。")
+        text = source.read_text(encoding="utf-8")
+        meta, body = split_front_matter(text, source.name)
+        meta["status"] = status
+        if replaced_by.strip():
+            meta["replaced_by"] = replaced_by.strip()
+        front = yaml.safe_dump(meta, allow_unicode=True, sort_keys=False)
+        source.write_text(f"---\n{front}---\n{body.lstrip(chr(10))}", encoding="utf-8")
+        return summary_text(assistant.reindex([Path(row.root)])), documents_html(assistant)
+
+    def evaluate(file: Any) -> str:
+        if not file:
+            raise gr.Error("请选择评测文件（JSON lines）。")
+        try:
+            items = read_eval_file(Path(file if isinstance(file, str) else file.name))
+        except AssistantError as e:
+            raise gr.Error(e.message) from e
+        result = EvalResult(rows=list(run_eval(items, assistant.ask_traced)))
+        metrics = result.metrics()
+        keys = ("questions", "hit@1", "hit@3", "hit@5", "mrr@5", "cited", "refusal_accuracy", "false_refusal_rate")
+        shown = (f"{metrics[key]:.3f}" if isinstance(metrics[key], float) else str(metrics[key]) for key in keys)
+        return "\n".join(f"- {key}: {value}" for key, value in zip(keys, shown, strict=True))
+
     def export() -> str:
         path = Path(tempfile.mkdtemp()) / "feedback.csv"
         path.write_text(feedback.to_csv(), encoding="utf-8")
@@ -157,7 +188,15 @@ def build_editors(assistant: Assistant, feedback: FeedbackStore) -> gr.Blocks:
                 withdraw = gr.Button("暂停检索（withdraw）")
                 restore = gr.Button("恢复（restore）")
                 remove = gr.Button("删除（remove）", variant="stop")
+            with gr.Row():
+                new_status = gr.Dropdown(STATUSES, label="新状态")
+                new_replacement = gr.Textbox(label="取代它的文件（标题、文号或 ID，可选）")
+                status_button = gr.Button("修改状态")
             managed = gr.Markdown("")
+        with gr.Tab("评测"):
+            eval_file = gr.File(label="评测文件（JSON lines：question, kind, expect）", file_types=[".jsonl"])
+            eval_button = gr.Button("运行评测")
+            metrics = gr.Markdown("")
         with gr.Tab("答复反馈"):
             download = gr.Button("导出反馈 CSV", elem_id="export-feedback")
             csv_file = gr.File(label="feedback.csv")
@@ -167,6 +206,9 @@ def build_editors(assistant: Assistant, feedback: FeedbackStore) -> gr.Blocks:
         for button, action in ((withdraw, "withdraw"), (restore, "restore"), (remove, "remove")):
             button.click(lambda d, a=action: change(a, d), doc_id, [managed, table], api_name=action,
                          concurrency_id="publish")
+        status_button.click(set_status, [doc_id, new_status, new_replacement], [managed, table], api_name="set_status",
+                            concurrency_id="publish")
+        eval_button.click(evaluate, eval_file, metrics, api_name="evaluate")
         download.click(export, None, csv_file, api_name="export_feedback")
     return ui
 
