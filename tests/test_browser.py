@@ -7,12 +7,19 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_web import server  # noqa: F401 (the app on a loopback port)
+from tests.test_web import editors_server, server  # noqa: F401 (the apps on loopback ports)
 
 pytestmark = pytest.mark.slow
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+PARKS = """---
+title: 示例市城市公园管理办法
+---
+第一条　为加强城市公园管理，制定本办法。
+
+第二条　城市公园每日六时开园，二十二时闭园。
+"""
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +39,8 @@ def browser():  # type: ignore[no-untyped-def]
 
 def test_a_staff_user_asks_and_sees_the_cited_clause_in_the_sources_panel(browser, server: str):  # noqa: F811
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.goto(server, wait_until="networkidle")
+    page.goto(server, wait_until="load")
+    page.locator("#question textarea").wait_for(timeout=60_000)
     page.locator("#question textarea").fill("政务热线电话太多打不通，政府会整合吗？")
     page.locator("#send").click()
     page.wait_for_function("document.querySelector('#chat')?.innerText.includes('[1]')", timeout=60_000)
@@ -43,4 +51,42 @@ def test_a_staff_user_asks_and_sees_the_cited_clause_in_the_sources_panel(browse
     assert sources.locator("mark").count() >= 1  # the sentences the answer used are highlighted
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "chat.png"), full_page=True)
+    page.close()
+
+
+def test_an_editor_logs_in_uploads_and_publishes_and_the_chat_then_answers(browser, editors_server, tmp_path):  # noqa: F811
+    base, _ = editors_server
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{base}/editors/", wait_until="load")
+    assert page.locator("#publish").count() == 0  # nothing of the editors' page before the login
+    page.locator("input[type=password]").wait_for(timeout=30_000)
+    page.locator("input:not([type=password])").first.fill("editor")
+    page.locator("input[type=password]").fill("s3cret-pass")
+    page.locator("button").filter(has_text="Login").first.click()
+    page.locator("#publish").wait_for(timeout=60_000)
+    policy = tmp_path / "parks.md"
+    policy.write_text(PARKS, encoding="utf-8")
+    page.locator("#upload input[type=file]").set_input_files(str(policy))
+    page.locator("#upload").get_by_text("parks.md").first.wait_for(timeout=30_000)
+    page.locator("#preview").click()
+    page.locator("#preview-clauses").get_by_text("第二条").first.wait_for(timeout=60_000)
+    page.locator("#publish").click()
+    page.locator("#publish-result").get_by_text("新增 1").wait_for(timeout=120_000)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "editors.png"), full_page=True)
+    page.goto(base, wait_until="load")
+    page.locator("#question textarea").wait_for(timeout=60_000)
+    page.locator("#question textarea").fill("城市公园几点关门？")
+    page.locator("#send").click()
+    page.locator("#sources [data-clause='第二条']").wait_for(timeout=60_000)
+    assert "示例市城市公园管理办法" in page.locator("#sources").inner_text()
+    page.close()
+
+
+def test_an_anonymous_user_sees_only_the_login_on_the_editors_page(browser, editors_server):  # noqa: F811
+    base, _ = editors_server
+    page = browser.new_page()
+    page.goto(f"{base}/editors/", wait_until="load")
+    page.locator("input[type=password]").wait_for(timeout=30_000)
+    assert page.locator("#publish").count() == 0 and page.locator("#upload").count() == 0
     page.close()
