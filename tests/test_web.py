@@ -257,3 +257,20 @@ def test_feedback_is_stored_with_its_answer_and_exported_as_csv(tmp_path: Path, 
     csv_text = store.to_csv()
     assert csv_text.startswith("\ufeffid,created_at,rating,comment,question,answer,citations,refused")
     assert "分值说得不清楚" in csv_text and "政务公开考核分值是多少？" in csv_text and "8、（二）" in csv_text
+
+
+def test_the_chat_can_be_put_behind_its_own_login(assistant, tmp_path: Path):  # type: ignore[no-untyped-def]
+    from fastapi.testclient import TestClient
+
+    from assistant.config import Settings
+    from assistant.server import create_app
+
+    settings = Settings(index_dir=assistant.settings.index_dir, state_dir=tmp_path,
+                        web={"chat_username": "staff", "chat_password": "pw-1"})
+    client = TestClient(create_app(settings, assistant))
+    assert client.get("/config").status_code == 401
+    assert client.get("/editors/config").status_code == 200  # no editor account: the page says it is off
+    assert "编辑发布未开启" in json.dumps(client.get("/editors/config").json(), ensure_ascii=False)
+    assert client.post("/login", data={"username": "staff", "password": "pw-1"}).status_code == 200
+    assert client.get("/config").status_code == 200
+    assert client.get("/healthz").json()["status"] == "ok"
