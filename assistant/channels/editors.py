@@ -112,8 +112,11 @@ def build_editors(assistant: Assistant, feedback: FeedbackStore) -> gr.Blocks:
         corpus.mkdir(parents=True, exist_ok=True)
         for doc, original in zip(documents, _uploads(files), strict=True):
             write_markdown(doc, corpus, original)
-        summary = assistant.reindex([corpus], progress=lambda phase, done, total: progress(done / max(total, 1),
-                                                                                        desc=phase))
+        try:
+            summary = assistant.reindex([corpus], progress=lambda phase, done, total: progress(
+                done / max(total, 1), desc=phase))
+        except AssistantError as e:  # e.g. another reindex holds the lock: the files wait in the corpus
+            raise gr.Error(f"文件已保存到语料目录，但索引未更新：{e.message}。稍后再点“发布”即可。") from e
         return summary_text(summary), documents_html(assistant)
 
     def change(action: str, doc_id: str) -> tuple[str, str]:

@@ -9,6 +9,7 @@ from typing import Any
 import gradio as gr
 
 from assistant.answer.records import Answer, Citation
+from assistant.errors import AssistantError
 from assistant.feedback import FeedbackStore, answer_record
 from assistant.retrieve import Retrieval
 from assistant.service import Assistant
@@ -71,7 +72,10 @@ def build_ui(assistant: Assistant, feedback: FeedbackStore) -> gr.Blocks:
         message = (message or "").strip()
         if not message:
             return history, "", gr.update(), gr.update(), gr.update()
-        answer, retrieval = assistant.ask_traced(message)
+        try:
+            answer, retrieval = assistant.ask_traced(message)
+        except AssistantError as e:
+            raise gr.Error(e.message) from e
         history = [*history, {"role": "user", "content": message}, {"role": "assistant", "content": answer.text}]
         return history, "", sources_html(answer), scores_html(answer, retrieval), answer_record(answer)
 
