@@ -62,7 +62,6 @@ class IndexSummary:
     generation: int = 0
     switched: bool = False
     seconds: float = 0.0
-    changes: list[dict[str, object]] = field(default_factory=list)  # per added/updated document
 
 
 @dataclass
