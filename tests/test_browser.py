@@ -54,6 +54,21 @@ def test_a_staff_user_asks_and_sees_the_cited_clause_in_the_sources_panel(browse
     page.close()
 
 
+def _upload(page, file: Path) -> None:  # type: ignore[no-untyped-def]
+    """Choose the file in the upload box and wait until the page shows it (again if the first choice was lost
+    while the page was still wiring up its upload box)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for attempt in range(3):
+        page.locator("#upload input[type=file]").set_input_files(str(file))
+        try:
+            page.locator("#upload").get_by_text(file.name).first.wait_for(timeout=40_000)
+            return
+        except PlaywrightTimeout:
+            if attempt == 2:
+                raise
+
+
 def test_an_editor_logs_in_uploads_and_publishes_and_the_chat_then_answers(browser, editors_server, tmp_path):  # noqa: F811
     base, _ = editors_server
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
@@ -66,12 +81,11 @@ def test_an_editor_logs_in_uploads_and_publishes_and_the_chat_then_answers(brows
     page.locator("#publish").wait_for(timeout=60_000)
     policy = tmp_path / "parks.md"
     policy.write_text(PARKS, encoding="utf-8")
-    page.locator("#upload input[type=file]").set_input_files(str(policy))
-    page.locator("#upload").get_by_text("parks.md").first.wait_for(timeout=30_000)
+    _upload(page, policy)
     page.locator("#preview").click()
-    page.locator("#preview-clauses").get_by_text("第二条").first.wait_for(timeout=60_000)
+    page.locator("#preview-clauses").get_by_text("第二条").first.wait_for(timeout=120_000)
     page.locator("#publish").click()
-    page.locator("#publish-result").get_by_text("新增 1").wait_for(timeout=120_000)
+    page.locator("#publish-result").get_by_text("新增 1").wait_for(timeout=180_000)
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "editors.png"), full_page=True)
     page.goto(base, wait_until="load")
