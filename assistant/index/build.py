@@ -114,8 +114,8 @@ class Indexer:
                 parsed += more
             if not (full or parsed or gone or dropped):
                 summary.generation = registry.committed_generation()[0]
-                summary.documents = len(registry.documents([ACTIVE]))
-                summary.clauses = sum(row.clauses for row in registry.documents([ACTIVE]).values())
+                active = registry.documents([ACTIVE])
+                summary.documents, summary.clauses = len(active), sum(row.clauses for row in active.values())
                 summary.seconds = time.perf_counter() - started
                 return summary
             self._embed_missing(registry, [c for p in parsed for c in p.clauses], summary, progress)

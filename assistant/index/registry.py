@@ -136,11 +136,16 @@ class Registry:
         wanted = tuple(states)
         rows = self.db.execute(
             f"SELECT * FROM documents WHERE state IN ({','.join('?' * len(wanted))}) ORDER BY doc_id", wanted)
-        return {row[0]: DocumentRow(row[0], row[1], row[2], row[3], row[4], row[5], json.loads(row[6]), row[7],
-                                    row[8], row[9], row[10], row[11]) for row in rows}
+        return {row[0]: self._document(row) for row in rows}
 
     def document(self, doc_id: str) -> DocumentRow | None:
-        return self.documents().get(doc_id)
+        row = self.db.execute("SELECT * FROM documents WHERE doc_id = ?", (doc_id,)).fetchone()
+        return self._document(row) if row else None
+
+    @staticmethod
+    def _document(row: tuple[Any, ...]) -> DocumentRow:
+        return DocumentRow(row[0], row[1], row[2], row[3], row[4], row[5], json.loads(row[6]), row[7], row[8],
+                           row[9], row[10], row[11])
 
     def put_document(self, row: DocumentRow) -> None:
         self.db.execute(
