@@ -175,15 +175,16 @@ def serve(
     """Start the web server: the staff UI at /, /healthz; indexes the demo corpus on first start."""
     import uvicorn
 
-    from assistant.server import create_app
+    from assistant.server import create_app, warm_up
 
     assistant = _assistant(index_dir)
     if not assistant.has_index():
         typer.echo(f"indexing {assistant.settings.corpus_dir} into {assistant.index_dir} (first start)…", err=True)
         _print_summary(_with_progress(lambda progress: assistant.reindex(progress=progress)))
     typer.echo("loading the embedding model…", err=True)
-    assistant.ask("预热")  # the first citizen should not wait for the model
+    assistant.warm_up()
     app = create_app(assistant.settings, assistant)
+    warm_up(app)
     shown = "localhost" if host in ("0.0.0.0", "127.0.0.1", "::") else host
     typer.echo(f"policy-assistant is serving at http://{shown}:{port}/  (health: /healthz; Ctrl+C stops)", err=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")

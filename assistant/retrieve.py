@@ -118,16 +118,18 @@ class Retriever:
                 f"not the configured {embedder.name!r}",
                 "run `policy-assistant index` to rebuild it with the configured model",
             )
-        try:
-            client = chroma_client(index_dir, settings.chroma_url)
-            self.store = ClauseStore(client, self.manifest.collection, self.manifest.generation, create=False)
-        except Exception as e:
-            raise AssistantError(f"the index's vector collection {self.manifest.collection!r} cannot be opened: {e}",
-                                 "check POLICY_ASSISTANT_CHROMA_URL, or run `policy-assistant index --rebuild`") from e
         folder = generation_dir(index_dir, self.manifest.generation)
         self.lexical = LexicalIndex.load(folder / "lexical")
         self.exact: dict[str, list[str]] = json.loads((folder / "exact.json").read_text(encoding="utf-8"))
         self.records: dict[str, str] = json.loads((folder / "records.json").read_text(encoding="utf-8"))
+        try:
+            client = chroma_client(index_dir, settings.chroma_url)
+            self.store = ClauseStore(client, self.manifest.collection, self.manifest.generation, create=False,
+                                     records=self.records)
+        except Exception as e:
+            raise AssistantError(f"the index's vector collection {self.manifest.collection!r} cannot be opened: {e}",
+                                 "check POLICY_ASSISTANT_CHROMA_URL, or run `policy-assistant index --rebuild`") from e
+        self._passages: dict[str, str] = {}  # clause id -> normalised passage; clauses are fixed within a generation
 
     def retrieve(self, question: str) -> Retrieval:
         normalized = normalize(question)
@@ -155,7 +157,7 @@ class Retriever:
         self._fuse(by_id.values())
         ranked = sorted(by_id.values(), key=lambda c: c.fused, reverse=True)
         for candidate in ranked[:JUDGED]:
-            candidate.coverage = self.lexical.coverage(tokens, passage_text(candidate.clause))
+            candidate.coverage = self.lexical.coverage(tokens, self._passage(candidate.clause))
             candidate.relevance = relevance(candidate.dense, candidate.coverage)
         # the judged head is ordered by relevance (exact 文号/条号 matches first): the fusion finds candidates,
         # the relevance model, which weighs cosine against term coverage, orders them
@@ -166,6 +168,12 @@ class Retriever:
         result.candidates = ranked
         result.relevant = bool(ranked) and ranked[0].relevance >= self.settings.min_relevance
         return result
+
+    def _passage(self, clause: Clause) -> str:
+        passage = self._passages.get(clause.clause_id)
+        if passage is None:
+            passage = self._passages[clause.clause_id] = passage_text(clause)
+        return passage
 
     def _exact_ids(self, normalized: str) -> tuple[list[str], set[str]]:
         """Clauses matched by a 文号 or a 第X条 in the question; the second item: those matched by a 文号."""

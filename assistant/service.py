@@ -98,6 +98,12 @@ class Assistant:
         answer = compose(retrieval, self.settings.answer, retriever.lexical, retriever.neighbours)
         return answer, retrieval
 
+    def warm_up(self) -> None:
+        """Load the model and the index, and answer a Simplified and a Traditional question once, so that the
+        first citizens do not wait for loading (the model, the script converter, the traced model's first runs)."""
+        for question in ("政府信息公开申请多久答复？", "政府資訊公開申請多久答覆？"):
+            self.ask(question)
+
     def reindex(self, paths: Iterable[Path] | None = None, *, rebuild: bool = False,
                 progress: Progress | None = None) -> IndexSummary:
         """Bring the index in step with the given files/folders (default: the corpus folder)."""

@@ -46,6 +46,12 @@ def ask(base: str, question: str) -> str:
     return stream
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=20)
@@ -93,6 +99,7 @@ def main() -> None:
                     with lock:
                         errors.append(f"{type(e).__name__}: {e}")
 
+        cpu_before = cpu_seconds(server.pid)
         started = time.perf_counter()
         threads = [threading.Thread(target=user, args=(u,)) for u in range(args.users)]
         for t in threads:
@@ -100,6 +107,7 @@ def main() -> None:
         for t in threads:
             t.join()
         wall = time.perf_counter() - started
+        server_cpu = cpu_seconds(server.pid) - cpu_before
     finally:
         server.terminate()
         server.wait(timeout=60)
@@ -109,10 +117,11 @@ def main() -> None:
         "p50_ms": round(statistics.median(latencies) * 1000),
         "p95_ms": round(latencies[int(0.95 * (len(latencies) - 1))] * 1000),
         "max_ms": round(latencies[-1] * 1000), "answers_per_s": round(len(latencies) / wall, 1),
+        "server_cpu_ms_per_answer": round(server_cpu * 1000 / max(1, len(latencies)), 1),
     }
     print(f"{args.users} users (think {args.think} s), {result['questions']} questions: p50 {result['p50_ms']} ms, "
           f"p95 {result['p95_ms']} ms, max {result['max_ms']} ms, {result['answers_per_s']} answers/s, "
-          f"{len(errors)} errors")
+          f"{len(errors)} errors; server CPU {result['server_cpu_ms_per_answer']} ms per answer")
     for error in errors[:5]:
         print("  error:", error)
     print(json.dumps(result))

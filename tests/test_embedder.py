@@ -57,3 +57,27 @@ def test_materialisation_is_done_once(tmp_path):
     assert materialize(tmp_path / "m") == target
     assert (target / "model.safetensors").stat().st_mtime_ns == stamp
     assert sorted(p.name for p in target.iterdir()) >= ["1_Pooling", "2_Normalize", "config.json"]
+
+
+@pytest.mark.parametrize("which", ["int8", "fp32"])
+def test_questions_take_the_traced_path_and_embed_exactly_as_encode_does(which, embedder, fp32):
+    """Questions are embedded by a traced transformer for speed; it must give `encode`'s vectors at every length
+    (a short phrase, Traditional text, a long question cut at the model's 512 tokens)."""
+    model = embedder if which == "int8" else fp32
+    assert model.query_path == "traced"
+    questions = [*SENTENCES, "公开", "依申請公開政府資訊的辦理期限是多少？" * 40]
+    fast = np.asarray([model.embed_query(q) for q in questions])
+    # one at a time: int8 activations are quantised per batch, so a question is compared with itself alone
+    reference = np.asarray([model._encode([q], model.query_prefix)[0] for q in questions])
+    assert np.allclose(fast, reference, atol=1e-5)
+
+
+def test_a_path_that_disagrees_with_encode_is_not_used(embedder, monkeypatch):
+    from assistant.index.embedder import ClauseEmbedder
+
+    expected = embedder.embed_query(SENTENCES[0])
+    copy = ClauseEmbedder(embedder.model, embedder.name, embedder.query_prefix, embedder.passage_prefix,
+                          quantized=True)
+    monkeypatch.setattr(ClauseEmbedder, "_forward", lambda self, text: [0.0] * 384)
+    assert copy.enable_direct_queries() == "encode"
+    assert np.allclose(copy.embed_query(SENTENCES[0]), expected, atol=1e-5)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -84,11 +84,17 @@ class ClauseStore:
     current generation see never changes under them.
     """
 
-    def __init__(self, client: Any, collection: str, generation: int = NEVER - 1, create: bool = True) -> None:
+    def __init__(self, client: Any, collection: str, generation: int = NEVER - 1, create: bool = True,
+                 records: Mapping[str, str] | None = None) -> None:
+        """`records`, when the generation's record map is known (clause id → record id of the clause in this
+        generation), makes reads faster: a search asks Chroma for ids and distances only, and visibility and
+        clauses come from the map and a per-store cache (a record's clause never changes)."""
         self.client = client
         self.name = collection
         self.generation = generation
         self._total: int | None = None  # records in the collection, all generations (counted when needed)
+        self._records = records
+        self._clauses: dict[str, Clause] = {}  # record id -> clause, read once
         if create:
             self.collection = client.get_or_create_collection(collection, configuration={"hnsw": HNSW})
         else:
@@ -142,11 +148,18 @@ class ClauseStore:
             self._total = int(self.collection.count())
         n = min(k, self._total)
         while n:
-            hits = self.collection.query(query_embeddings=[query_vector], n_results=n,
-                                         include=["metadatas", "distances"])
-            found = [(record_to_clause(meta), 1.0 - float(distance))
-                     for meta, distance in zip(hits["metadatas"][0], hits["distances"][0], strict=True)
-                     if visible(meta, self.generation)]
+            if self._records is None:
+                hits = self.collection.query(query_embeddings=[query_vector], n_results=n,
+                                             include=["metadatas", "distances"])
+                found = [(record_to_clause(meta), 1.0 - float(distance))
+                         for meta, distance in zip(hits["metadatas"][0], hits["distances"][0], strict=True)
+                         if visible(meta, self.generation)]
+            else:
+                hits = self.collection.query(query_embeddings=[query_vector], n_results=n, include=["distances"])
+                ids = [rid for rid in hits["ids"][0] if self._records.get(rid.rsplit("@", 1)[0]) == rid]
+                clauses = self._cached(ids)
+                found = [(clauses[rid], 1.0 - float(distance))
+                         for rid, distance in zip(hits["ids"][0], hits["distances"][0], strict=True) if rid in clauses]
             if len(found) >= k:
                 return found[:k]
             if n >= self._total:  # a writer may have added records since: count again, once
@@ -156,11 +169,26 @@ class ClauseStore:
             n = min(self._total, n * 2 + k)  # records of other generations took places: look further
         return []
 
+    def _cached(self, record_ids: list[str]) -> dict[str, Clause]:
+        """record id → clause for records of this generation's map, read from the store the first time."""
+        missing = [rid for rid in record_ids if rid not in self._clauses]
+        if missing:
+            found = self.collection.get(ids=missing, include=["metadatas"])
+            for rid, meta in zip(found["ids"], found["metadatas"], strict=True):
+                self._clauses[rid] = record_to_clause(meta)
+        return {rid: self._clauses[rid] for rid in record_ids if rid in self._clauses}
+
     def get_with_vectors(self, record_ids: Iterable[str]) -> dict[str, tuple[Clause, list[float]]]:
         """clause id → (clause, vector) for the given record ids that are visible in this generation."""
         ids = list(dict.fromkeys(record_ids))
         if not ids:
             return {}
+        if self._records is not None:
+            ids = [rid for rid in ids if self._records.get(rid.rsplit("@", 1)[0]) == rid]
+            found = self.collection.get(ids=ids, include=["embeddings"])
+            clauses = self._cached(list(found["ids"]))
+            return {clauses[rid].clause_id: (clauses[rid], list(vector))
+                    for rid, vector in zip(found["ids"], found["embeddings"], strict=True) if rid in clauses}
         found = self.collection.get(ids=ids, include=["metadatas", "embeddings"])
         return {str(meta["clause_id"]): (record_to_clause(meta), list(vector)) for meta, vector
                 in zip(found["metadatas"], found["embeddings"], strict=True) if visible(meta, self.generation)}
