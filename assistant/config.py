@@ -87,6 +87,54 @@ class WebSettings(BaseModel):
     chat_password: SecretStr = Field(SecretStr(""), description="Password for the staff chat login.")
 
 
+class WeChatSettings(BaseModel):
+    """The WeChat official-account (公众号) channel at /wechat; live whenever a token is set."""
+
+    token: SecretStr = Field(SecretStr(""), description="Token set in the account's server configuration.")
+    app_id: str = Field("", description="The account's AppID (checked inside encrypted messages).")
+    app_secret: SecretStr = Field(SecretStr(""), description="AppSecret, for the customer-service API.")
+    encoding_aes_key: SecretStr = Field(
+        SecretStr(""), description="EncodingAESKey (43 characters) for compatible and safe (AES) modes."
+    )
+    previous_encoding_aes_key: SecretStr = Field(
+        SecretStr(""), description="The key before the last change, still accepted while WeChat rotates it."
+    )
+    timestamp_window_s: int = Field(300, ge=1, description="Requests signed further from now are rejected.")
+    max_body_bytes: int = Field(65536, ge=1024, description="Larger request bodies are rejected.")
+    reply_wait_s: float = Field(
+        4.5, gt=0, description="How long one delivery waits for its answer (WeChat gives up after 5 s)."
+    )
+    platform_timeout_s: float = Field(
+        5.0, gt=0, description="WeChat's own wait; a delivery that cannot reply holds on past it so WeChat retries."
+    )
+    deliveries: int = Field(3, ge=1, description="How many times WeChat delivers one message (the last gets a "
+                            "placeholder when the answer is not ready).")
+    customer_service: bool = Field(
+        False, description="The account is verified: late answers are pushed with the customer-service API."
+    )
+    api_base: str = Field("https://api.weixin.qq.com", description="WeChat API base URL (customer-service API).")
+    state_backend: str = Field("sqlite", pattern="^(sqlite|redis)$",
+                               description="Where dedupe, pending answers and conversations live: sqlite or redis.")
+    redis_url: str = Field("redis://localhost:6379/0", description="Redis URL when state_backend is redis.")
+    state_ttl_s: int = Field(172800, ge=60, description="How long message records and kept answers are kept "
+                             "(48 h: the customer-service window).")
+    history_turns: int = Field(3, ge=0, description="Previous questions kept per user for follow-ups.")
+    history_ttl_s: int = Field(1800, ge=0, description="A conversation is forgotten after this long idle.")
+    rate_limit_per_minute: int = Field(10, ge=1, description="Messages one user may send per minute.")
+    max_concurrent_answers: int = Field(2, ge=1, description="Answers computed at once in one process.")
+    max_queued_answers: int = Field(200, ge=1, description="Beyond this many waiting answers, users are asked "
+                                    "to try again later.")
+    max_reply_bytes: int = Field(2000, ge=200, le=2047, description="Longest passive reply (UTF-8 bytes).")
+    welcome: str = Field(
+        "您好！我是政策咨询助手，可以解答政策文件中的问题，并注明依据条款。\n例如：\n{examples}\n发送「帮助」查看用法。",
+        description="Reply to a new follower; {examples} becomes the example questions.",
+    )
+    examples: list[str] = Field(
+        default_factory=lambda: ["政务热线电话太多打不通，政府会整合吗？", "政务公开考核分值是多少？"],
+        description="Example questions shown in the welcome and help replies.",
+    )
+
+
 class Settings(BaseSettings):
     """Effective settings, read from the environment (POLICY_ASSISTANT_*, nested with __)."""
 
@@ -104,3 +152,4 @@ class Settings(BaseSettings):
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
     answer: AnswerSettings = Field(default_factory=AnswerSettings)
     web: WebSettings = Field(default_factory=WebSettings)
+    wechat: WeChatSettings = Field(default_factory=WeChatSettings)

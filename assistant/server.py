@@ -65,6 +65,8 @@ def create_app(settings: Settings, assistant: Assistant | None = None) -> Any:
         return {"status": "ok", "generation": manifest.generation, "documents": manifest.documents,
                 "clauses": manifest.clauses, "model": manifest.model, "built_at": manifest.built_at}
 
+    if settings.wechat.token.get_secret_value():
+        app.include_router(_wechat(settings, assistant))  # before the chat page takes every other path
     web = settings.web
     editor_password = web.editor_password.get_secret_value()
     if web.editor_username and editor_password:
@@ -78,6 +80,31 @@ def create_app(settings: Settings, assistant: Assistant | None = None) -> Any:
     chat_auth = _login(web.chat_username, chat_password) if web.chat_username and chat_password else None
     return gr.mount_gradio_app(app, build_ui(assistant, feedback), path="/", css=css(), footer_links=[],
                                auth=chat_auth)
+
+
+def _wechat(settings: Settings, assistant: Assistant) -> Any:
+    """The /wechat router with its bot, state and customer-service client."""
+    from assistant.channels.wechat.bot import WeChatBot
+    from assistant.channels.wechat.customer_service import CustomerService
+    from assistant.channels.wechat.endpoint import wechat_router
+    from assistant.channels.wechat.state import open_state
+
+    wechat = settings.wechat
+    for name in ("encoding_aes_key", "previous_encoding_aes_key"):
+        key = getattr(wechat, name).get_secret_value()
+        if key and len(key) != 43:
+            raise AssistantError(f"POLICY_ASSISTANT_WECHAT__{name.upper()} is {len(key)} characters, not 43",
+                                 "copy the EncodingAESKey from the official account's server configuration")
+    try:
+        state = open_state(wechat, Path(settings.state_dir))
+    except Exception as e:
+        raise AssistantError(f"the WeChat state store ({wechat.state_backend}) cannot be opened: {e}",
+                             "check POLICY_ASSISTANT_WECHAT__REDIS_URL or POLICY_ASSISTANT_STATE_DIR") from e
+    bot = WeChatBot(assistant, wechat, state, CustomerService(wechat, state))
+    resumed = bot.resume()
+    log.info("WeChat endpoint at /wechat (state: %s%s)", wechat.state_backend,
+             f", {resumed} deferred answers resumed" if resumed else "")
+    return wechat_router(bot, wechat)
 
 
 def warm_up(app: Any) -> None:

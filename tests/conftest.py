@@ -95,3 +95,47 @@ def chroma_url(request: pytest.FixtureRequest) -> str:
     if request.param == "embedded":
         return ""
     return str(request.getfixturevalue("chroma_server"))
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of a real Redis: $POLICY_ASSISTANT_TEST_REDIS_URL (CI starts one), else Debian's `redis-server` here
+    (skipped when it is not installed, unless POLICY_ASSISTANT_TEST_REQUIRE_REDIS is set)."""
+    import os
+    import shutil
+    import socket
+    import subprocess
+    import time
+
+    url = os.environ.get("POLICY_ASSISTANT_TEST_REDIS_URL", "")
+    if url:
+        yield url
+        return
+    binary = shutil.which("redis-server")
+    if not binary:
+        if os.environ.get("POLICY_ASSISTANT_TEST_REQUIRE_REDIS"):
+            raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
+        pytest.skip("redis-server is not installed")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    folder = tmp_path_factory.mktemp("redis")
+    server = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                               "--dir", str(folder)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1) as conn:
+                    conn.sendall(b"PING\r\n")
+                    if conn.recv(16).startswith(b"+PONG"):
+                        break
+            except OSError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("redis-server did not start")
+            time.sleep(0.1)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
