@@ -167,10 +167,10 @@ class Platform:
                 return response.status, response.read().decode()
         except urllib.error.HTTPError as e:
             return e.code, e.read().decode(errors="replace")
-        except (TimeoutError, socket.timeout):
+        except TimeoutError:
             return 0, ""
         except urllib.error.URLError as e:
-            if isinstance(e.reason, (TimeoutError, socket.timeout)):
+            if isinstance(e.reason, TimeoutError):
                 return 0, ""
             raise
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import PlainTextResponse, Response
 
 from assistant.channels.wechat import protocol
 from assistant.channels.wechat.bot import WeChatBot
@@ -14,11 +16,9 @@ from assistant.config import WeChatSettings
 log = logging.getLogger(__name__)
 
 
-def wechat_router(bot: WeChatBot, settings: WeChatSettings) -> Any:
-    """A FastAPI router serving `/wechat` for `bot`."""
-    from fastapi import APIRouter, Request
-    from fastapi.responses import PlainTextResponse, Response
-
+def wechat_router(bot: WeChatBot, settings: WeChatSettings) -> APIRouter:
+    """A FastAPI router serving `/wechat` for `bot` (FastAPI reads the handlers' annotations, so its types are
+    imported at module level)."""
     router = APIRouter()
     token = settings.token.get_secret_value()
     ciphers = protocol.ciphers(settings)
@@ -73,7 +73,7 @@ def wechat_router(bot: WeChatBot, settings: WeChatSettings) -> Any:
     return router
 
 
-async def _read_body(request: Any, limit: int) -> bytes:
+async def _read_body(request: Request, limit: int) -> bytes:
     """The body, read no further than `limit` + 1 bytes (a declared length over the limit is refused at once)."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
