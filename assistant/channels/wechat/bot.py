@@ -37,6 +37,7 @@ NOTHING_KEPT = "没有待查看的内容了，请直接输入您的问题。"
 RATE_LIMITED = "您发送得太快了，请稍等一分钟再提问。"
 BUSY = "当前咨询的人较多，请稍后再试。"
 FAILED = "抱歉，系统暂时无法回答这个问题，请稍后再试。"
+FINISHED_ELSEWHERE = ("delivered", "mailed", "pushing", "pushed")
 KEPT_HINT = "\n（您还有未查看的回答，回复「继续」查看）"
 
 
@@ -64,6 +65,7 @@ class WeChatBot:
         self._pool = ThreadPoolExecutor(settings.max_concurrent_answers, thread_name_prefix="wechat-answer")
         self._lock = threading.Lock()
         self._working: set[str] = set()
+        self._waiters: dict[str, list[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = {}
         self._queued = 0
         self._stop = threading.Event()
         self._keeper = threading.Thread(target=self._keep_leases, name="wechat-leases", daemon=True)
@@ -107,24 +109,44 @@ class WeChatBot:
             return None
         claim = await asyncio.to_thread(self.state.claim, incoming.key, incoming.openid,
                                         f"{incoming.kind}\t{incoming.text}", self.owner, self.lease_s)
-        if claim.status in ("delivered", "mailed", "pushing", "pushed"):
+        if claim.status in FINISHED_ELSEWHERE:
             return None  # a late duplicate of a message already answered
-        if claim.start:
-            await asyncio.to_thread(self._start, incoming, claim.attempt == 1)
-        deadline = arrived + self.settings.reply_wait_s
-        while True:
-            first = await asyncio.to_thread(self.state.take, incoming.key)
-            if first is not None:
-                return first
-            if time.monotonic() >= deadline:
-                break
-            await asyncio.sleep(0.02)
+        ready = asyncio.Event()  # set when this process finishes the message; other processes are polled
+        waiter = (asyncio.get_running_loop(), ready)
+        with self._lock:
+            self._waiters.setdefault(incoming.key, []).append(waiter)
+        try:
+            if claim.start:
+                await asyncio.to_thread(self._start, incoming, claim.attempt == 1)
+            if (first := await self._wait(incoming.key, ready, arrived + self.settings.reply_wait_s)) is not None:
+                return first or None
+        finally:
+            with self._lock:
+                self._waiters[incoming.key].remove(waiter)
+                if not self._waiters[incoming.key]:
+                    del self._waiters[incoming.key]
         if claim.attempt < self.settings.deliveries:
             # no reply in time: stay silent past WeChat's own timeout, so that it delivers the message again
             await asyncio.sleep(max(0.0, arrived + self.settings.platform_timeout_s + 0.5 - time.monotonic()))
             return None
         first = await asyncio.to_thread(self.state.defer, incoming.key)
         return first if first is not None else (PLACEHOLDER_PUSH if self.push else PLACEHOLDER)
+
+    async def _wait(self, key: str, ready: asyncio.Event, deadline: float) -> str | None:
+        """The first part of the answer once it is ready; "" when another delivery took it; None at the deadline."""
+        while True:
+            first = await asyncio.to_thread(self.state.take, key)
+            if first is not None:
+                return first
+            if time.monotonic() >= deadline:
+                return None
+            if await asyncio.to_thread(self.state.status, key) in FINISHED_ELSEWHERE:
+                return ""
+            try:
+                await asyncio.wait_for(ready.wait(), timeout=min(0.1, max(0.0, deadline - time.monotonic())))
+            except TimeoutError:
+                pass
+            ready.clear()
 
     def _start(self, incoming: Incoming, new: bool) -> None:
         """Compute the reply of a message this process has claimed: fixed replies now, answers in the pool."""
@@ -171,6 +193,10 @@ class WeChatBot:
 
     def _finish(self, incoming: Incoming, parts: list[str]) -> None:
         status = self.state.finish(incoming.key, parts, mail_if_deferred=self.push is None)
+        with self._lock:
+            waiters = list(self._waiters.get(incoming.key, []))
+        for loop, ready in waiters:
+            loop.call_soon_threadsafe(ready.set)
         if status == "pushing" and self.push is not None:
             self.state.settle_push(incoming.key, self.push.send(incoming.openid, parts))
 
