@@ -264,3 +264,21 @@ def _wait_for(condition: Callable[[], Any], timeout: float = 15) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.05)
+
+
+def test_a_burst_beyond_the_answer_queue_is_asked_to_try_later(wechat: Start):
+    platform, slow, _ = wechat(max_concurrent_answers=1, max_queued_answers=1)
+    slow.delays[QUESTION] = 0.6
+    replies_seen: list[str | None] = [None, None]
+
+    def first() -> None:
+        replies_seen[0] = platform.deliver(text_xml("user-m", QUESTION, msg_id())).reply
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    time.sleep(0.2)  # the first answer is being computed: the queue is full
+    replies_seen[1] = platform.deliver(text_xml("user-n", "政务公开考核分值是多少？", msg_id())).reply
+    thread.join()
+    assert replies_seen[1] == replies.BUSY
+    assert replies_seen[0] and "依据：" in replies_seen[0]
+    assert slow.asked == [QUESTION]
