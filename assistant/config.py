@@ -135,6 +135,26 @@ class WeChatSettings(BaseModel):
     )
 
 
+class LLMSettings(BaseModel):
+    """Optional generative answers through any OpenAI-compatible endpoint; with no base URL the assistant is
+    LLM-free."""
+
+    base_url: str = Field("", description="OpenAI-compatible API base, e.g. http://localhost:11434/v1 (Ollama); "
+                          "empty: extractive answers only.")
+    model: str = Field("", description="Model name at that endpoint, e.g. qwen2.5:7b-instruct.")
+    api_key: SecretStr = Field(SecretStr(""), description="API key (any text for endpoints that need none).")
+    timeout_s: float = Field(20.0, gt=0, description="Longest wait for the model; then the extractive answer.")
+    max_context_chars: int = Field(
+        6000, ge=500, description="Budget for the clauses put in the prompt (characters; ≈ tokens for Chinese)."
+    )
+    max_clauses: int = Field(6, ge=1, description="At most this many retrieved clauses are given to the model.")
+    max_tokens: int = Field(800, ge=64, description="Longest answer the model may write.")
+    temperature: float = Field(0.0, ge=0, le=2, description="Sampling temperature.")
+    rewrite_follow_ups: bool = Field(
+        True, description="Let the model rewrite follow-up questions into standalone ones (else a rule does)."
+    )
+
+
 class Settings(BaseSettings):
     """Effective settings, read from the environment (POLICY_ASSISTANT_*, nested with __)."""
 
@@ -153,3 +173,4 @@ class Settings(BaseSettings):
     answer: AnswerSettings = Field(default_factory=AnswerSettings)
     web: WebSettings = Field(default_factory=WebSettings)
     wechat: WeChatSettings = Field(default_factory=WeChatSettings)
+    llm: LLMSettings = Field(default_factory=LLMSettings)

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 from assistant.answer.extractive import compose
+from assistant.answer.followup import standalone
+from assistant.answer.generative import generate, make_model, rewrite
 from assistant.answer.records import Answer
 from assistant.config import Settings
 from assistant.errors import IndexNotBuiltError
@@ -34,6 +37,7 @@ class Assistant:
         self._retriever: Retriever | None = None
         self._manifest_stamp: tuple[int, int] | None = None
         self._lock = threading.Lock()
+        self._llm: Any = None
 
     @property
     def index_dir(self) -> Path:
@@ -87,16 +91,44 @@ class Assistant:
     def retrieve(self, question: str) -> Retrieval:
         return self.retriever.retrieve(question)
 
-    def ask(self, question: str) -> Answer:
-        """A cited answer, or a refusal when nothing in the corpus is relevant."""
-        return self.ask_traced(question)[0]
+    def ask(self, question: str, history: Sequence[str] = (), on_text: Callable[[str], None] | None = None) -> Answer:
+        """A cited answer, or a refusal when nothing in the corpus is relevant. `history`: the conversation's
+        earlier questions, for follow-ups; `on_text`: called with the growing text while an LLM writes."""
+        return self.ask_traced(question, history, on_text)[0]
 
-    def ask_traced(self, question: str) -> tuple[Answer, Retrieval]:
+    def ask_traced(self, question: str, history: Sequence[str] = (),
+                   on_text: Callable[[str], None] | None = None) -> tuple[Answer, Retrieval]:
         """The answer together with the retrieval it was composed from (all candidates and their scores)."""
         retriever = self.retriever
-        retrieval = retriever.retrieve(question)
+        asked = self.standalone(question, list(history))
+        retrieval = retriever.retrieve(asked)
         answer = compose(retrieval, self.settings.answer, retriever.lexical, retriever.neighbours)
+        answer.question = question
+        if asked != question:
+            answer.asked = asked
+        if self.llm_enabled:
+            answer = generate(asked if asked != question else question, answer, retrieval, self.settings.llm,
+                              self._chat_model(), on_text)
         return answer, retrieval
+
+    @property
+    def llm_enabled(self) -> bool:
+        return bool(self.settings.llm.base_url)
+
+    def _chat_model(self) -> Any:
+        if self._llm is None:
+            self._llm = make_model(self.settings.llm)
+        return self._llm
+
+    def standalone(self, question: str, history: list[str]) -> str:
+        """The question to retrieve with: a follow-up is rewritten with the conversation (by the LLM when one is
+        configured, else by rule); a question that stands alone is kept."""
+        if not history:
+            return question
+        by_rule = standalone(question, history)
+        if by_rule == question or not (self.llm_enabled and self.settings.llm.rewrite_follow_ups):
+            return by_rule
+        return rewrite(question, history, self.settings.llm, self._chat_model()) or by_rule
 
     def warm_up(self) -> None:
         """Load the model and the index, and answer a Simplified and a Traditional question once, so that the

@@ -10,7 +10,7 @@ from assistant.ingest.normalize import normalize
 _LEANING_START = re.compile(r"^(那么?|那如果|如果是|还有|另外|那要是|要是|换成|对于|关于)")
 _LEANING_END = re.compile(r"(呢|的呢|怎么样|如何)[？?。！!]*$")
 _POINTING = re.compile(r"(这个|那个|这些|那些|这项|该项|上述|它们?|其中|这种|此类|这样)")
-_SHORT = 10  # characters: a question this short seldom carries its own subject
+_SHORT = 6  # characters: a question this short seldom carries its own subject
 
 
 def standalone(question: str, previous: list[str]) -> str:
@@ -21,6 +21,6 @@ def standalone(question: str, previous: list[str]) -> str:
     q = normalize(question)
     core = re.sub(r"[\s，,。？?！!、]", "", q)
     leaning = bool(_LEANING_START.search(core) or _LEANING_END.search(q) or _POINTING.search(core))
-    if leaning and len(core) <= 2 * _SHORT or len(core) <= _SHORT:
+    if leaning and len(core) <= 20 or len(core) <= _SHORT:
         return f"{previous[-1]} {question}"
     return question

@@ -54,12 +54,25 @@ class Answer:
     citations: list[Citation] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     body: str = ""
+    mode: str = "extractive"  # or "generative" (written by the LLM and verified)
+    verified: bool | None = None  # generative: every sentence cited a given clause and its figures were found
+    checks: list[dict[str, Any]] = field(default_factory=list)  # generative: per citation
+    fallback: str = ""  # why an LLM answer was not used, when the LLM is on
+    asked: str = ""  # the standalone question retrieved with, when it differs (a follow-up)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "question": self.question,
             "answer": self.text,
             "refused": self.refused,
             "warnings": self.warnings,
             "citations": [c.to_json() for c in self.citations],
+            "mode": self.mode,
         }
+        if self.mode == "generative":
+            data.update(verified=self.verified, checks=self.checks)
+        if self.fallback:
+            data["fallback"] = self.fallback
+        if self.asked:
+            data["standalone_question"] = self.asked
+        return data
