@@ -115,6 +115,28 @@ def ask(
             typer.echo(answer.text)
 
 
+@app.command()
+def chat(index_dir: IndexDir = None) -> None:
+    """A conversation in the terminal: follow-up questions are read with the earlier ones (Ctrl+D or 「再见」 ends)."""
+    assistant = _assistant(index_dir)
+    history: list[str] = []
+    typer.echo("请输入问题（Ctrl+D 或「再见」结束）。", err=True)
+    while True:
+        try:
+            question = input("问：").strip()
+        except EOFError:
+            break
+        if question in ("再见", "再見", "exit", "quit"):
+            break
+        if not question:
+            continue
+        answer = assistant.ask(question, history)
+        history = [*history, answer.asked or question][-3:]
+        if answer.asked:
+            typer.echo(f"（理解为：{answer.asked}）")
+        typer.echo(f"答：{answer.text}\n")
+
+
 @app.command("eval")
 def evaluate(
     file: Annotated[Path, typer.Argument(help="JSON lines: {id, question, kind, expect}.")],

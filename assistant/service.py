@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from assistant.answer.extractive import compose
-from assistant.answer.followup import standalone
+from assistant.answer.followup import points_back, standalone
 from assistant.answer.generative import generate, make_model, rewrite
 from assistant.answer.records import Answer
 from assistant.config import Settings
@@ -102,6 +102,12 @@ class Assistant:
         retriever = self.retriever
         asked = self.standalone(question, list(history))
         retrieval = retriever.retrieve(asked)
+        if asked != question and not self._llm_rewrites and not points_back(question):
+            # 「那政府网站呢？」 names its own subject: when a clause contains all of its terms and is relevant,
+            # the question is asked as it stands rather than with the previous topic
+            alone = retriever.retrieve(question)
+            if alone.relevant and alone.candidates and alone.candidates[0].coverage >= 0.99:
+                asked, retrieval = question, alone
         answer = compose(retrieval, self.settings.answer, retriever.lexical, retriever.neighbours)
         answer.question = question
         if asked != question:
@@ -115,6 +121,10 @@ class Assistant:
     def llm_enabled(self) -> bool:
         return bool(self.settings.llm.base_url)
 
+    @property
+    def _llm_rewrites(self) -> bool:
+        return self.llm_enabled and self.settings.llm.rewrite_follow_ups
+
     def _chat_model(self) -> Any:
         if self._llm is None:
             self._llm = make_model(self.settings.llm)
@@ -126,7 +136,7 @@ class Assistant:
         if not history:
             return question
         by_rule = standalone(question, history)
-        if by_rule == question or not (self.llm_enabled and self.settings.llm.rewrite_follow_ups):
+        if by_rule == question or not self._llm_rewrites:
             return by_rule
         return rewrite(question, history, self.settings.llm, self._chat_model()) or by_rule
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -52,13 +52,14 @@ class SlowAssistant:
         self.asked: list[str] = []
         self._lock = threading.Lock()
 
-    def ask(self, question: str) -> Answer:
+    def ask(self, question: str, history: Sequence[str] = ()) -> Answer:
+        """Records the question as retrieved (a follow-up: with the conversation)."""
         with self._lock:
-            self.asked.append(question)
+            self.asked.append(self.inner.standalone(question, list(history)))
         for part, delay in self.delays.items():
             if part in question:
                 time.sleep(delay)
-        return self.answers.get(question) or self.inner.ask(question)
+        return self.answers.get(question) or self.inner.ask(question, history)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)

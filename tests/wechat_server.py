@@ -12,6 +12,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import uvicorn
@@ -26,13 +27,13 @@ class Slowed:
     def __init__(self, inner: Assistant, delays: dict[str, float], log: str) -> None:
         self.inner, self.delays, self.log = inner, delays, log
 
-    def ask(self, question: str) -> Answer:
+    def ask(self, question: str, history: Sequence[str] = ()) -> Answer:
         with open(self.log, "a", encoding="utf-8") as f:
             f.write(question + "\n")
         for part, delay in self.delays.items():
             if part in question:
                 time.sleep(delay)
-        return self.inner.ask(question)
+        return self.inner.ask(question, history)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)

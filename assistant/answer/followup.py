@@ -24,3 +24,8 @@ def standalone(question: str, previous: list[str]) -> str:
     if leaning and len(core) <= 20 or len(core) <= _SHORT:
         return f"{previous[-1]} {question}"
     return question
+
+
+def points_back(question: str) -> bool:
+    """Whether the question points at something said before (这个, 上述, 它 …)."""
+    return bool(_POINTING.search(normalize(question)))

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import html
 import json
+import queue
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 import gradio as gr
@@ -29,7 +32,18 @@ def sources_html(answer: Answer) -> str:
     """The cited clauses: reference, status badge, full text with the sentences used highlighted."""
     if answer.refused or not answer.citations:
         return "<p>没有引用条款。</p>" if not answer.refused else "<p>未找到相关条款，已拒绝回答。</p>"
-    return "".join(_source(c) for c in answer.citations)
+    return _mode(answer) + "".join(_source(c) for c in answer.citations)
+
+
+def _mode(answer: Answer) -> str:
+    """How the answer was written, and for an LLM answer whether it verified."""
+    if answer.mode == "generative":
+        state = ("已核验：每句都有引用，数字与文号均见于所引条款" if answer.verified
+                 else "部分核验：无依据的句子已删除，数字不符的句子已换为条款原文")
+        return f'<p class="pa-mode" data-verified="{str(answer.verified).lower()}">大模型解读 · {state}</p>'
+    if answer.fallback:
+        return f'<p class="pa-mode">条款原文摘录（大模型答复未采用：{html.escape(answer.fallback[:80])}）</p>'
+    return ""
 
 
 def _source(citation: Citation) -> str:
@@ -65,19 +79,56 @@ def scores_html(answer: Answer, retrieval: Retrieval, top: int = 10) -> str:
     return f'<table class="pa-scores"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
 
 
+def _answering(assistant: Assistant, question: str, previous: list[str]) -> Iterator[
+        tuple[str, tuple[Answer, Retrieval] | None]]:
+    """(draft text, None) while an LLM writes, then ("", (answer, retrieval)); errors the user can act on become
+    `gr.Error`."""
+    if not assistant.llm_enabled:
+        try:
+            yield "", assistant.ask_traced(question, previous)
+        except AssistantError as e:
+            raise gr.Error(e.message) from e
+        return
+    drafts: queue.Queue[str | None] = queue.Queue()
+    outcome: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            outcome["result"] = assistant.ask_traced(question, previous, on_text=drafts.put)
+        except Exception as e:  # handed to the generator below
+            outcome["error"] = e
+        finally:
+            drafts.put(None)
+
+    threading.Thread(target=work, name="answer", daemon=True).start()
+    while (draft := drafts.get()) is not None:
+        yield draft, None
+    if "error" in outcome:
+        error = outcome["error"]
+        raise gr.Error(error.message if isinstance(error, AssistantError) else "回答时出错，请稍后再试。") from error
+    yield "", outcome["result"]
+
+
 def build_ui(assistant: Assistant, feedback: FeedbackStore) -> gr.Blocks:
     """The Gradio app: one chat per browser session, with its sources panel and feedback on each answer."""
 
-    def respond(message: str, history: list[dict[str, Any]]) -> tuple[Any, ...]:
+    def respond(message: str, history: list[dict[str, Any]]) -> Iterator[tuple[Any, ...]]:
         message = (message or "").strip()
         if not message:
-            return history, "", gr.update(), gr.update(), gr.update()
-        try:
-            answer, retrieval = assistant.ask_traced(message)
-        except AssistantError as e:
-            raise gr.Error(e.message) from e
-        history = [*history, {"role": "user", "content": message}, {"role": "assistant", "content": answer.text}]
-        return history, "", sources_html(answer), scores_html(answer, retrieval), answer_record(answer)
+            yield history, "", gr.update(), gr.update(), gr.update()
+            return
+        previous = [m["content"] for m in history if m.get("role") == "user" and isinstance(m.get("content"), str)]
+        asked = [*history, {"role": "user", "content": message}]
+        answer, retrieval = None, None
+        for text, result in _answering(assistant, message, previous):
+            if result is None:  # the LLM is still writing: show its draft, marked as not yet verified
+                yield [*asked, {"role": "assistant", "content": f"{text} ▌\n\n（生成中，尚未核验）"}], "", \
+                    gr.update(), gr.update(), gr.update()
+            else:
+                answer, retrieval = result
+        assert answer is not None and retrieval is not None
+        history = [*asked, {"role": "assistant", "content": answer.text}]
+        yield history, "", sources_html(answer), scores_html(answer, retrieval), answer_record(answer)
 
     def rate(rating: str, comment: str, last: str) -> tuple[str, str]:
         if not last:

@@ -17,7 +17,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from assistant.answer.followup import standalone
 from assistant.channels.wechat.customer_service import CustomerService
 from assistant.channels.wechat.format import phone_text, split_reply
 from assistant.channels.wechat.state import WeChatState, new_owner
@@ -173,11 +172,10 @@ class WeChatBot:
         try:
             kept = self.state.mail_count(incoming.openid)
             history = self.state.history(incoming.openid, self.settings.history_ttl_s)
-            question = standalone(incoming.text, history)[-300:]
-            answer = self.assistant.ask(question)
-            if self.settings.history_turns:
-                self.state.remember(incoming.openid, question, self.settings.history_turns,
-                                    self.settings.history_ttl_s)
+            answer = self.assistant.ask(incoming.text, history)
+            if self.settings.history_turns:  # a follow-up is remembered as the standalone question it became
+                self.state.remember(incoming.openid, (answer.asked or incoming.text)[-300:],
+                                    self.settings.history_turns, self.settings.history_ttl_s)
             text = phone_text(answer)
             parts = split_reply(text, self.settings.max_reply_bytes)
             if kept and len(parts) == 1 and len((parts[0] + KEPT_HINT).encode()) <= self.settings.max_reply_bytes:
