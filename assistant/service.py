@@ -109,12 +109,10 @@ class Assistant:
             if alone.relevant and alone.candidates and alone.candidates[0].coverage >= 0.99:
                 asked, retrieval = question, alone
         answer = compose(retrieval, self.settings.answer, retriever.lexical, retriever.neighbours)
-        answer.question = question
-        if asked != question:
-            answer.asked = asked
         if self.llm_enabled:
-            answer = generate(asked if asked != question else question, answer, retrieval, self.settings.llm,
-                              self._chat_model(), on_text)
+            answer = generate(asked, answer, retrieval, self.settings.llm, self._chat_model(), on_text)
+        answer.question = question
+        answer.asked = asked if asked != question else ""
         return answer, retrieval
 
     @property
