@@ -118,3 +118,10 @@ def test_a_second_index_run_is_turned_away_while_one_holds_the_lock(cli_index):
         done = run("index", str(CORPUS), index_dir=cli_index)
     assert done.returncode == 2
     assert "is being updated by pid" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_chat_reads_a_follow_up_with_the_question_before(cli_index):
+    done = run("chat", stdin="政务公开考核分值是多少？\n那市里呢？\n再见\n", index_dir=cli_index)
+    assert done.returncode == 0, done.stderr
+    assert "（理解为：政务公开考核分值是多少？ 那市里呢？）" in done.stdout
+    assert done.stdout.count("答：") == 2 and "4%" in done.stdout
