@@ -98,7 +98,8 @@ def generate(question: str, extractive: Answer, retrieval: Retrieval, settings: 
         return _fallback(extractive, f"LLM call failed: {type(e).__name__}: {str(e)[:200]}")
     if not isinstance(text, str) or not text.strip():
         return _fallback(extractive, "LLM returned no text")
-    clause_texts = {c.n: c.clause.text for c in given}
+    # a clause's figures include its reference: "通知7、（四）规定……" states the 7 of its label
+    clause_texts = {c.n: f"{c.reference()}\n{c.clause.text}" for c in given}
     checked = verify(text, clause_texts)
     if not any(s.cited for s in checked.sentences):
         return _fallback(extractive, "LLM answer cites no given clause")
