@@ -106,6 +106,15 @@ def test_each_conversation_keeps_its_own_history(server: str):
     assert follow_up[:2] == first[:2]
 
 
+def test_a_follow_up_is_read_with_its_own_conversation_and_staff_see_how(server: str):
+    first = ask(server, "政务公开考核分值是多少？")[0]
+    other = ask(server, "政府网站要怎么集约化建设？")[0]
+    sources = ask(server, "那市里呢？", first)[2]
+    assert "按上文理解为：政务公开考核分值是多少？ 那市里呢？" in sources and "8、（二）" in sources
+    assert "按上文理解为：政府网站要怎么集约化建设？ 那市里呢？" in ask(server, "那市里呢？", other)[2]
+    assert "按上文理解为" not in ask(server, "政务公开考核分值是多少？")[2]
+
+
 def test_sources_mark_a_clause_no_longer_in_force():
     clause = Clause("old#1", "old", ("第二条",), "第二条", "", "公共图书馆每周开放不少于五十六小时。", 1,
                     metadata={"title": "示例办法", "status": "已废止"})

@@ -31,12 +31,18 @@ _CSS = """
 def sources_html(answer: Answer) -> str:
     """The cited clauses: reference, status badge, full text with the sentences used highlighted."""
     if answer.refused or not answer.citations:
-        return "<p>没有引用条款。</p>" if not answer.refused else "<p>未找到相关条款，已拒绝回答。</p>"
+        none = "<p>没有引用条款。</p>" if not answer.refused else "<p>未找到相关条款，已拒绝回答。</p>"
+        return _mode(answer) + none
     return _mode(answer) + "".join(_source(c) for c in answer.citations)
 
 
 def _mode(answer: Answer) -> str:
-    """How the answer was written, and for an LLM answer whether it verified."""
+    """How a follow-up was read, how the answer was written, and for an LLM answer whether it verified."""
+    read = f'<p class="pa-asked">按上文理解为：{html.escape(answer.asked)}</p>' if answer.asked else ""
+    return read + _written(answer)
+
+
+def _written(answer: Answer) -> str:
     if answer.mode == "generative":
         state = ("已核验：每句都有引用，数字与文号均见于所引条款" if answer.verified
                  else "部分核验：无依据的句子已删除，数字不符的句子已换为条款原文")
@@ -79,6 +85,15 @@ def scores_html(answer: Answer, retrieval: Retrieval, top: int = 10) -> str:
     return f'<table class="pa-scores"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
 
 
+def _text(content: Any) -> str:
+    """A chat message's text: Gradio gives a string, or a list of parts such as {"type": "text", "text": …}."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(p.get("text", "") if isinstance(p, dict) else str(p) for p in content)
+    return ""
+
+
 def _answering(assistant: Assistant, question: str, previous: list[str]) -> Iterator[
         tuple[str, tuple[Answer, Retrieval] | None]]:
     """(draft text, None) while an LLM writes, then ("", (answer, retrieval)); errors the user can act on become
@@ -117,7 +132,7 @@ def build_ui(assistant: Assistant, feedback: FeedbackStore) -> gr.Blocks:
         if not message:
             yield history, "", gr.update(), gr.update(), gr.update()
             return
-        previous = [m["content"] for m in history if m.get("role") == "user" and isinstance(m.get("content"), str)]
+        previous = [text for m in history if m.get("role") == "user" and (text := _text(m.get("content")))]
         asked = [*history, {"role": "user", "content": message}]
         answer, retrieval = None, None
         for text, result in _answering(assistant, message, previous):
