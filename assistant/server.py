@@ -1,5 +1,5 @@
-"""One ASGI app: the staff chat at `/`, the editors' page at `/editors/` (behind a login), `/healthz`
-(and, later, WeChat at `/wechat`)."""
+"""One ASGI app: the staff chat at `/`, the editors' page at `/editors/` (behind a login), `/healthz`, and the
+WeChat official account at `/wechat` when a token is set."""
 
 from __future__ import annotations
 

@@ -1,1 +1,1 @@
-"""The doors other than the CLI: the web UI (and, later, WeChat)."""
+"""The doors other than the CLI: the web UI (staff chat, editors) and the WeChat official account."""
