@@ -14,23 +14,14 @@ import argparse
 import json
 import os
 import random
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
 import urllib.request
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def questions() -> list[str]:
-    rows = [json.loads(line) for f in ("seed_dev.jsonl", "extra_dev.jsonl")
-            for line in (REPO / "eval" / f).read_text(encoding="utf-8").splitlines() if line.strip()]
-    return [r["question"] for r in rows]
+from serving import eval_questions, serving
 
 
 def ask(base: str, question: str) -> str:
@@ -61,25 +52,9 @@ def main() -> None:
     parser.add_argument("--index-dir", type=Path)
     args = parser.parse_args()
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     index_dir = args.index_dir or Path(tempfile.mkdtemp()) / "index"
-    env = {**os.environ, "POLICY_ASSISTANT_INDEX_DIR": str(index_dir)}
-    server = subprocess.Popen([sys.executable, "-m", "assistant", "serve", "--port", str(port)], env=env,
-                              cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 600
-        while True:
-            try:
-                urllib.request.urlopen(f"{base}/healthz", timeout=5).read()
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    sys.exit("the server did not start")
-                time.sleep(1)
-        pool = questions()
+    with serving({"POLICY_ASSISTANT_INDEX_DIR": str(index_dir)}) as (server, base):
+        pool = eval_questions()
         latencies: list[float] = []
         errors: list[str] = []
         lock = threading.Lock()
@@ -108,9 +83,6 @@ def main() -> None:
             t.join()
         wall = time.perf_counter() - started
         server_cpu = cpu_seconds(server.pid) - cpu_before
-    finally:
-        server.terminate()
-        server.wait(timeout=60)
     latencies.sort()
     result = {
         "users": args.users, "think_s": args.think, "questions": len(latencies) + len(errors), "errors": len(errors),

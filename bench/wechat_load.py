@@ -14,27 +14,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the simulated platform lives in tests/
 
-from tests.wechat_platform import AES_KEY, APP_ID, TOKEN, Platform, free_port, text_xml  # noqa: E402
+from serving import eval_questions, serving  # noqa: E402
 
-
-def questions() -> list[str]:
-    rows = [json.loads(line) for f in ("seed_dev.jsonl", "extra_dev.jsonl")
-            for line in (REPO / "eval" / f).read_text(encoding="utf-8").splitlines() if line.strip()]
-    return [r["question"] for r in rows]
+from tests.wechat_platform import AES_KEY, APP_ID, TOKEN, Platform, text_xml  # noqa: E402
 
 
 def main() -> None:
@@ -46,25 +38,12 @@ def main() -> None:
     parser.add_argument("--index-dir", type=Path)
     args = parser.parse_args()
 
-    port = free_port()
     work = Path(tempfile.mkdtemp())
-    env = {**os.environ, "POLICY_ASSISTANT_INDEX_DIR": str(args.index_dir or work / "index"),
+    env = {"POLICY_ASSISTANT_INDEX_DIR": str(args.index_dir or work / "index"),
            "POLICY_ASSISTANT_STATE_DIR": str(work / "state"), "POLICY_ASSISTANT_WECHAT__TOKEN": TOKEN,
            "POLICY_ASSISTANT_WECHAT__APP_ID": APP_ID, "POLICY_ASSISTANT_WECHAT__ENCODING_AES_KEY": AES_KEY}
-    server = subprocess.Popen([sys.executable, "-m", "assistant", "serve", "--port", str(port)], env=env, cwd=REPO,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 600
-        while True:
-            try:
-                urllib.request.urlopen(f"{base}/healthz", timeout=5).read()
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    sys.exit("the server did not start")
-                time.sleep(1)
-        pool = questions()
+    with serving(env) as (_, base):
+        pool = eval_questions()
         lock = threading.Lock()
         times: list[float] = []
         problems: list[str] = []
@@ -115,9 +94,6 @@ def main() -> None:
         for t in threads:
             t.join()
         wall = time.perf_counter() - started
-    finally:
-        server.terminate()
-        server.wait(timeout=60)
     times.sort()
 
     def pct(p: float) -> int:

@@ -203,13 +203,13 @@ def test_the_web_chat_streams_drafts_then_shows_the_verified_answer(llm):  # typ
     import uvicorn
 
     from assistant.server import create_app
-    from tests.test_web import _free_port
+    from tests.net import free_port
 
     def script(body: dict[str, Any]) -> Reply:
         return Reply(f"政务公开已纳入绩效考核，分值不低于4%。[{_n_of(body, '8、（二）')}]", chunks=6)
 
     smart, _ = llm(script)
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(smart.settings, smart), host="127.0.0.1", port=port,
                                            log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -19,14 +18,9 @@ import pytest
 from assistant.answer.records import Answer, Citation
 from assistant.channels.web import sources_html
 from assistant.ingest.records import Clause
+from tests.net import free_port
 
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _get(url: str, timeout: float = 30) -> tuple[int, dict]:  # type: ignore[type-arg]
@@ -44,7 +38,7 @@ def server(assistant) -> Iterator[str]:  # type: ignore[no-untyped-def]
 
     from assistant.server import create_app
 
-    port = _free_port()
+    port = free_port()
     config = uvicorn.Config(create_app(assistant.settings, assistant), host="127.0.0.1", port=port,
                             log_level="warning")
     uv = uvicorn.Server(config)
@@ -125,7 +119,7 @@ def test_sources_mark_a_clause_no_longer_in_force():
 
 
 def test_serve_indexes_the_demo_corpus_on_first_start(tmp_path: Path):
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "POLICY_ASSISTANT_INDEX_DIR": str(tmp_path / "index")}
     server = subprocess.Popen([sys.executable, "-m", "assistant", "serve", "--port", str(port)], env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -177,7 +171,7 @@ def editors_server(tmp_path_factory, embedder) -> Iterator[tuple[str, Path]]:  #
     build_index([corpus], root / "index", embedder)
     settings = Settings(index_dir=root / "index", corpus_dir=corpus, state_dir=root / "state",
                         web={"editor_username": "editor", "editor_password": "s3cret-pass"})
-    port = _free_port()
+    port = free_port()
     uv = uvicorn.Server(uvicorn.Config(create_app(settings, Assistant(settings, embedder=embedder)),
                                        host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=uv.run, daemon=True)

@@ -9,7 +9,6 @@ import hashlib
 import json
 import os
 import secrets
-import socket
 import struct
 import threading
 import time
@@ -23,16 +22,12 @@ from typing import Any
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
+from tests.net import free_port  # noqa: F401 (the platform's users start servers on it)
+
 TOKEN = "platformtoken"
 APP_ID = "wx0123456789abcdef"
 AES_KEY = base64.b64encode(bytes(range(32))).decode().rstrip("=")  # 43 characters
 OTHER_KEY = base64.b64encode(bytes(range(100, 132))).decode().rstrip("=")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def signature(*parts: str) -> str:

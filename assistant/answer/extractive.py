@@ -97,10 +97,15 @@ def compose(
     citations = [c for c in citations if c.sentences]
     warnings = list(dict.fromkeys(w for c in citations if (w := validity_warning(c.clause))))
     body = "".join(lines)
+    return Answer(question, answer_text(body, citations, warnings, traditional), refused=False,
+                  citations=citations, warnings=warnings, body=body)
+
+
+def answer_text(body: str, citations: list[Citation], warnings: list[str], traditional: bool) -> str:
+    """The layout every cited answer shares: validity warnings, the body, then 依据： and a line per citation."""
     sources = "\n".join(f"[{c.n}] {c.reference()}" for c in citations)
     head = "\n".join(render(w, traditional) for w in warnings)
-    text = "\n\n".join(part for part in (head, body, render("依据：", traditional) + "\n" + sources) if part)
-    return Answer(question, text, refused=False, citations=citations, warnings=warnings, body=body)
+    return "\n\n".join(part for part in (head, body, render("依据：", traditional) + "\n" + sources) if part)
 
 
 def _restates(line: str, sentences: list[str]) -> bool:

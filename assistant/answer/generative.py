@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from assistant.answer.extractive import render
+from assistant.answer.extractive import answer_text, render
 from assistant.answer.records import Answer, Citation
 from assistant.answer.verify import verify
 from assistant.config import LLMSettings
@@ -123,10 +123,8 @@ def generate(question: str, extractive: Answer, retrieval: Retrieval, settings: 
     if not lines:
         return _fallback(extractive, "no sentence of the LLM answer could be verified")
     citations = [by_n[n] for n in sorted(set(used))]
-    head = "\n".join(render(w, traditional) for w in extractive.warnings)
     body = "".join(lines)
-    sources = "\n".join(f"[{c.n}] {c.reference()}" for c in citations)
-    full = "\n\n".join(part for part in (head, body, render("依据：", traditional) + "\n" + sources) if part)
+    full = answer_text(body, citations, extractive.warnings, traditional)
     return Answer(question, full, refused=False, citations=citations, warnings=extractive.warnings, body=body,
                   mode="generative", verified=checked.verified, checks=checked.checks(
                       {c.n: c.reference() for c in given}))

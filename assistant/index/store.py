@@ -156,8 +156,7 @@ class ClauseStore:
                          if visible(meta, self.generation)]
             else:
                 hits = self.collection.query(query_embeddings=[query_vector], n_results=n, include=["distances"])
-                ids = [rid for rid in hits["ids"][0] if self._records.get(rid.rsplit("@", 1)[0]) == rid]
-                clauses = self._cached(ids)
+                clauses = self._cached([rid for rid in hits["ids"][0] if self._in_map(rid)])
                 found = [(clauses[rid], 1.0 - float(distance))
                          for rid, distance in zip(hits["ids"][0], hits["distances"][0], strict=True) if rid in clauses]
             if len(found) >= k:
@@ -168,6 +167,10 @@ class ClauseStore:
                     return found
             n = min(self._total, n * 2 + k)  # records of other generations took places: look further
         return []
+
+    def _in_map(self, rid: str) -> bool:
+        """Whether a record is the one this generation's record map names for its clause."""
+        return self._records is not None and self._records.get(rid.rsplit("@", 1)[0]) == rid
 
     def _cached(self, record_ids: list[str]) -> dict[str, Clause]:
         """record id → clause for records of this generation's map, read from the store the first time."""
@@ -184,8 +187,7 @@ class ClauseStore:
         if not ids:
             return {}
         if self._records is not None:
-            ids = [rid for rid in ids if self._records.get(rid.rsplit("@", 1)[0]) == rid]
-            found = self.collection.get(ids=ids, include=["embeddings"])
+            found = self.collection.get(ids=[rid for rid in ids if self._in_map(rid)], include=["embeddings"])
             clauses = self._cached(list(found["ids"]))
             return {clauses[rid].clause_id: (clauses[rid], list(vector))
                     for rid, vector in zip(found["ids"], found["embeddings"], strict=True) if rid in clauses}

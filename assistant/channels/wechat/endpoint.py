@@ -43,7 +43,7 @@ def wechat_router(bot: WeChatBot, settings: WeChatSettings) -> APIRouter:
         try:
             protocol.check_signature(token, signature, timestamp, nonce, settings.timestamp_window_s)
             body = await _read_body(request, settings.max_body_bytes)
-            protocol.check_body(body, settings.max_body_bytes)
+            protocol.check_body(body)
             cipher = None
             if encrypt_type.lower() == "aes":
                 encrypted = protocol.encrypted_part(body)
