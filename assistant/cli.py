@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from assistant.config import Settings
-from assistant.errors import AssistantError
+from assistant.errors import AssistantError, InputTooLongError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Answers questions about government policy with citations to the exact clause.")
@@ -104,15 +104,25 @@ def ask(
     """Answer a question with citations to the exact clauses."""
     assistant = _assistant(index_dir)
     questions = [question] if question is not None else (line.strip() for line in sys.stdin)
+    refused = 0
     for q in questions:
         if not q:
             continue
-        answer = assistant.ask(q)
+        try:
+            answer = assistant.ask(q)
+        except InputTooLongError as e:  # one line of stdin too long: say so, and go on with the next
+            refused += 1
+            if as_json:
+                typer.echo(json.dumps({"question": q[:100], "error": e.message}, ensure_ascii=False))
+            typer.echo(f"error: {e.message}", err=True)
+            continue
         if as_json:
             typer.echo(json.dumps(answer.to_json(), ensure_ascii=False))
             sys.stdout.flush()
         else:
             typer.echo(answer.text)
+    if refused:
+        raise typer.Exit(2)
 
 
 @app.command()
@@ -130,8 +140,12 @@ def chat(index_dir: IndexDir = None) -> None:
             break
         if not question:
             continue
-        answer = assistant.ask(question, history)
-        history = [*history, answer.asked or question][-3:]
+        try:
+            answer = assistant.ask(question, history)
+        except InputTooLongError as e:
+            typer.echo(f"{e.message}\n", err=True)
+            continue
+        history = [*history, (answer.asked or question)[-300:]][-3:]
         if answer.asked:
             typer.echo(f"（理解为：{answer.asked}）")
         typer.echo(f"答：{answer.text}\n")

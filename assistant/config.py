@@ -7,6 +7,8 @@ from pathlib import Path
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from assistant.ingest.limits import Limits
+
 DEFAULT_MODEL = "bundled:multilingual-e5-small"
 
 
@@ -37,7 +39,17 @@ class IndexSettings(BaseModel):
     max_clause_chars: int = Field(
         400, ge=50, description="Clauses longer than this are split at sentence ends into paragraphs."
     )
-    max_file_bytes: int = Field(20_000_000, ge=1, description="Corpus files larger than this are refused.")
+    max_file_bytes: int = Field(20_000_000, ge=1, description="Corpus files (and uploads) larger than this are "
+                                "refused.")
+    max_expanded_bytes: int = Field(100_000_000, ge=1000, description="A DOCX whose parts expand past this many "
+                                    "bytes is refused before it is unpacked (zip bombs).")
+    max_text_chars: int = Field(2_000_000, ge=1000, description="A file whose text is longer than this is refused.")
+    max_clauses: int = Field(5000, ge=1, description="A file that splits into more clauses than this is refused.")
+
+    def limits(self) -> Limits:
+        """The bounds one corpus file must keep within."""
+        return Limits(max_file_bytes=self.max_file_bytes, max_expanded_bytes=self.max_expanded_bytes,
+                      max_text_chars=self.max_text_chars, max_clauses=self.max_clauses)
 
 
 class RetrievalSettings(BaseModel):
@@ -78,6 +90,15 @@ class AnswerSettings(BaseModel):
     )
 
 
+class LimitSettings(BaseModel):
+    """Bounds on what one asker may send, in every door (web, WeChat, CLI, API)."""
+
+    max_question_chars: int = Field(500, ge=10, description="Longer questions are refused with a message.")
+    max_history_turns: int = Field(20, ge=0, description="A conversation sent with a question may hold at most "
+                                   "this many earlier questions.")
+    max_history_chars: int = Field(5000, ge=0, description="…and at most this many characters of them in all.")
+
+
 class WebSettings(BaseModel):
     """The web UI: who may use the editors' page (and, optionally, the chat)."""
 
@@ -85,6 +106,20 @@ class WebSettings(BaseModel):
     editor_password: SecretStr = Field(SecretStr(""), description="Editors' password (set it with the username).")
     chat_username: str = Field("", description="Login for the staff chat; empty: the chat is open.")
     chat_password: SecretStr = Field(SecretStr(""), description="Password for the staff chat login.")
+    allowed_origins: list[str] = Field(
+        default_factory=list, description="Other sites (scheme://host[:port]) whose pages may call this server from "
+        "a browser (CORS and state-changing requests); empty: only the server's own pages.")
+    max_request_bytes: int = Field(1_000_000, ge=10_000, description="Larger request bodies are refused (413), "
+                                   "uploads excepted.")
+    max_upload_files: int = Field(20, ge=1, description="Editors' uploads: at most this many files of at most "
+                                  "index.max_file_bytes each in one request.")
+    upload_max_age_s: int = Field(3600, ge=60, description="Uploaded files are deleted from the upload cache "
+                                  "after this long (a published file is kept in the corpus).")
+    login_max_failures: int = Field(5, ge=1, description="Failed logins one client may make in the window before "
+                                    "it is refused.")
+    login_max_account_failures: int = Field(20, ge=1, description="Failed logins for one account (from any "
+                                            "client) in the window before the account is refused.")
+    login_window_s: int = Field(900, ge=1, description="The window of the failed-login limits (seconds).")
 
 
 class WeChatSettings(BaseModel):
@@ -171,6 +206,7 @@ class Settings(BaseSettings):
     index: IndexSettings = Field(default_factory=IndexSettings)
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
     answer: AnswerSettings = Field(default_factory=AnswerSettings)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
     web: WebSettings = Field(default_factory=WebSettings)
     wechat: WeChatSettings = Field(default_factory=WeChatSettings)
     llm: LLMSettings = Field(default_factory=LLMSettings)

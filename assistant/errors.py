@@ -36,3 +36,7 @@ class IndexNotBuiltError(AssistantError):
 
 class ModelError(AssistantError):
     """The embedding model could not be prepared or loaded."""
+
+
+class InputTooLongError(AssistantError):
+    """A question or conversation over the configured limits; `message` is the text shown to the asker."""

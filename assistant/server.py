@@ -43,12 +43,14 @@ def _lighten_gradio_events() -> None:
 def create_app(settings: Settings, assistant: Assistant | None = None) -> Any:
     """The FastAPI app serving `assistant` (built from `settings` when not given)."""
     _lighten_gradio_events()
-    import gradio as gr
     from fastapi import FastAPI
+    from fastapi.middleware.cors import CORSMiddleware
     from fastapi.responses import JSONResponse
 
     from assistant.channels.editors import build_editors, locked_page
-    from assistant.channels.web import build_ui, css
+    from assistant.channels.guard import Guard, GuardSettings, Mount
+    from assistant.channels.throttle import LoginThrottle
+    from assistant.channels.web import build_ui
     from assistant.feedback import FeedbackStore
 
     assistant = assistant or Assistant(settings)
@@ -68,18 +70,53 @@ def create_app(settings: Settings, assistant: Assistant | None = None) -> Any:
     if settings.wechat.token.get_secret_value():
         app.include_router(_wechat(settings, assistant))  # before the chat page takes every other path
     web = settings.web
+    # CORS: only the configured origins; with its own CORSMiddleware in place, Gradio adds none of its own
+    # (which would let any http://localhost:* page read responses with the user's cookies)
+    app.add_middleware(CORSMiddleware, allow_origins=web.allowed_origins, allow_credentials=True,
+                       allow_methods=["GET", "POST"], allow_headers=["content-type"])
+    upload_limit = f"{settings.index.max_file_bytes}b"
+    mounts: list[Mount] = []
     editor_password = web.editor_password.get_secret_value()
     if web.editor_username and editor_password:
-        app = gr.mount_gradio_app(app, build_editors(assistant, feedback), path="/editors", css=css(),
-                                  footer_links=[], auth=_login(web.editor_username, editor_password),
-                                  auth_message="编辑登录")
+        editors = build_editors(assistant, feedback, delete_cache=(min(web.upload_max_age_s, 600),
+                                                                   web.upload_max_age_s))
+        app = _mount(app, editors, "/editors", max_file_size=upload_limit,
+                     auth=_login(web.editor_username, editor_password), auth_message="编辑登录")
+        mounts.append(Mount("/editors", uploads=True, login=_gradio_app(app, "/editors"), title="政策解读助手 · 编辑登录"))
     else:
         log.warning("no editor login configured: the editors' page is off")
-        app = gr.mount_gradio_app(app, locked_page(), path="/editors", footer_links=[])
+        app = _mount(app, locked_page(), "/editors")
+        mounts.append(Mount("/editors"))
     chat_password = web.chat_password.get_secret_value()
     chat_auth = _login(web.chat_username, chat_password) if web.chat_username and chat_password else None
-    return gr.mount_gradio_app(app, build_ui(assistant, feedback), path="/", css=css(), footer_links=[],
-                               auth=chat_auth)
+    app = _mount(app, build_ui(assistant, feedback), "/", auth=chat_auth, max_file_size=0)
+    mounts.append(Mount("", login=_gradio_app(app, "") if chat_auth else None, title="政策解读助手 · 登录"))
+    guard = GuardSettings(max_request_bytes=web.max_request_bytes,
+                          max_upload_bytes=web.max_upload_files * (settings.index.max_file_bytes + 4096),
+                          allowed_origins=web.allowed_origins)
+    throttle = LoginThrottle(web.login_max_failures, web.login_max_account_failures, web.login_window_s)
+    app.add_middleware(Guard, mounts=mounts, settings=guard, throttle=throttle)
+    return app
+
+
+def _mount(app: Any, blocks: Any, path: str, **options: Any) -> Any:
+    """Mount a Gradio app as launched apps are: Gradio checks that a file a client sends was uploaded by a
+    user only once `has_launched` is set, which `launch()` does and `mount_gradio_app` does not. Without it,
+    a file part naming /etc/passwd would be copied into Gradio's cache and served."""
+    import gradio as gr
+
+    from assistant.channels.web import css
+
+    mounted = gr.mount_gradio_app(app, blocks, path=path, css=css(), footer_links=[], **options)
+    blocks.has_launched = True
+    return mounted
+
+
+def _gradio_app(app: Any, prefix: str) -> Any:
+    """The Gradio app mounted at `prefix` (its session tokens say who is logged in)."""
+    from starlette.routing import Mount as Mounted
+
+    return next(route.app for route in app.routes if isinstance(route, Mounted) and route.path == prefix)
 
 
 def _wechat(settings: Settings, assistant: Assistant) -> Any:

@@ -12,12 +12,12 @@ from assistant.answer.extractive import compose
 from assistant.answer.followup import points_back, standalone
 from assistant.answer.generative import generate, make_model, rewrite
 from assistant.answer.records import Answer
-from assistant.config import Settings
-from assistant.errors import IndexNotBuiltError
+from assistant.config import LimitSettings, Settings
+from assistant.errors import IndexNotBuiltError, InputTooLongError
 from assistant.index.build import Indexer, IndexSummary, Progress
 from assistant.index.embedder import ClauseEmbedder, fingerprint_for, load_embedder
 from assistant.index.generations import MANIFEST, Manifest
-from assistant.index.registry import DocumentRow
+from assistant.index.registry import DocumentRow, VersionRow
 from assistant.ingest.records import Clause
 from assistant.retrieve import Retrieval, Retriever
 
@@ -54,7 +54,7 @@ class Assistant:
         index = self.settings.index
         return Indexer(self.index_dir, lambda: self.embedder, fingerprint=fingerprint_for(index), model=index.model,
                        chroma_url=self.settings.chroma_url, collection_prefix=index.collection_prefix,
-                       max_chars=index.max_clause_chars, max_file_bytes=index.max_file_bytes)
+                       max_chars=index.max_clause_chars, limits=index.limits())
 
     @property
     def retriever(self) -> Retriever:
@@ -98,7 +98,9 @@ class Assistant:
 
     def ask_traced(self, question: str, history: Sequence[str] = (),
                    on_text: Callable[[str], None] | None = None) -> tuple[Answer, Retrieval]:
-        """The answer together with the retrieval it was composed from (all candidates and their scores)."""
+        """The answer together with the retrieval it was composed from (all candidates and their scores). A question
+        or history over the limits is refused with `InputTooLongError` before any work is done."""
+        question, history = bound_input(question, history, self.settings.limits)
         retriever = self.retriever
         asked = self.standalone(question, list(history))
         retrieval = retriever.retrieve(asked)
@@ -164,6 +166,25 @@ class Assistant:
 
     def remove(self, doc_id: str) -> IndexSummary:
         return self.indexer.remove(doc_id)
+
+    def history(self, doc_id: str) -> list[VersionRow]:
+        return self.indexer.history(doc_id)
+
+    def revert(self, doc_id: str, version: int, progress: Progress | None = None) -> IndexSummary:
+        return self.indexer.revert(doc_id, version, progress=progress)
+
+
+def bound_input(question: str, history: Sequence[str], limits: LimitSettings) -> tuple[str, list[str]]:
+    """The question and the history's questions as the core takes them, or `InputTooLongError`. Every door calls
+    this (through `ask`, or itself before it queues work), so one bound holds for all of them."""
+    question = question.strip()
+    if len(question) > limits.max_question_chars:
+        raise InputTooLongError(f"问题过长（{len(question)} 字），请控制在 {limits.max_question_chars} 字以内。",
+                                "ask a shorter question")
+    history = [h for h in history if h]
+    if len(history) > limits.max_history_turns or sum(len(h) for h in history) > limits.max_history_chars:
+        raise InputTooLongError(f"对话过长（{len(history)} 轮），请清空对话后重新提问。", "start a new conversation")
+    return question, history
 
 
 def _forget_embedded_clients() -> None:

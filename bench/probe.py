@@ -175,6 +175,14 @@ def long_question(base: str, **_: Any) -> Result:
     return event != "complete" and seconds < 3, f"{event} after {seconds:.1f} s: {str(data)[:100]}"
 
 
+@check("4", "a 2,000-character question is refused at once with a message")
+def over_length_question(base: str, **_: Any) -> Result:
+    started = time.monotonic()
+    event, data = call(httpx.Client(), base, "ask", ["政务公开考核分值是多少？" * 170, []])
+    seconds = time.monotonic() - started
+    return event == "error" and seconds < 3, f"{event} after {seconds:.1f} s: {str(data)[:100]}"
+
+
 @check("4", "a history of 500 turns is refused")
 def long_history(base: str, **_: Any) -> Result:
     history = [{"role": r, "content": [{"type": "text", "text": "政务公开考核分值是多少？"}]}
@@ -242,7 +250,8 @@ def escaped_errors(base: str, editor: httpx.Client | None = None, **_: Any) -> R
     if editor is None:
         return True, "skipped (no --editor)"
     name = "probe-kind.md"
-    _, uploaded = upload(editor, f"{base}/editors", name, "---\nkind: <img src=x onerror=alert(1)>\n---\n第一条　内容。".encode())
+    content = "---\nkind: <img src=x onerror=alert(1)>\n---\n第一条　内容。"
+    _, uploaded = upload(editor, f"{base}/editors", name, content.encode())
     event, data = call(editor, f"{base}/editors", "preview", [[file_data(uploaded[0], name)]])
     return event == "error" and "<img" not in str(data), f"{event}: {str(data)[:120]}"
 
@@ -271,7 +280,8 @@ def wechat_replay(base: str, wechat_token: str = "", **_: Any) -> Result:
                 f"<Content><![CDATA[{text}]]></Content><MsgId>{msg_id}</MsgId></xml>")
     first = httpx.post(f"{base}/wechat", params=params, content=body(time.time_ns(), "帮助"), timeout=30)
     again = httpx.post(f"{base}/wechat", params=params, content=body(time.time_ns() + 1, "帮助"), timeout=30)
-    return first.status_code == 200 and again.status_code in (400, 403), f"{first.status_code}, then {again.status_code}"
+    held = first.status_code == 200 and again.status_code in (400, 403)
+    return held, f"{first.status_code}, then {again.status_code}"
 
 
 @check("11", "anonymous GET /editors/ reveals no function")

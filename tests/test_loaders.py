@@ -3,6 +3,7 @@ from pathlib import Path
 import pytest
 
 from assistant.errors import CorpusError
+from assistant.ingest.limits import Limits
 from assistant.ingest.loaders import load_corpus, load_document
 
 NOTICE = "关于做好测试工作的通知\n测政发〔2024〕7号\n一、总体要求\n（一）按时完成测试工作。\n（二）测试结果要公开。\n"
@@ -106,7 +107,7 @@ def test_one_broken_file_does_not_stop_the_others(tmp_path: Path):
     write(tmp_path / "broken.docx", b"not a docx")
     write(tmp_path / "too-big.txt", "一、" + "很长的内容。" * 100)
     write(tmp_path / "notes.csv", "ignored")
-    result = load_corpus([tmp_path], max_bytes=500)
+    result = load_corpus([tmp_path], Limits(max_file_bytes=500))
     assert [d.doc_id for d in result.documents] == ["good"]
     assert sorted(Path(e.path).name for e in result.errors) == ["broken.docx", "too-big.txt"]
     assert "limit" in str([e for e in result.errors if "too-big" in e.path][0])

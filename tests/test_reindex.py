@@ -18,6 +18,7 @@ from assistant.index.build import Indexer, passage_text
 from assistant.index.generations import IndexBusyError, Manifest, index_lock
 from assistant.index.lexical import tokenize
 from assistant.index.store import drop_collection
+from assistant.ingest.limits import Limits
 from assistant.retrieve import Retriever
 from tests.fakes import CountingEmbedder
 
@@ -62,7 +63,8 @@ class Editor:
         self.embedder = CountingEmbedder()
         self.indexer = Indexer(index_dir, lambda: self.embedder, fingerprint=self.embedder.fingerprint,
                                model=self.embedder.name, chroma_url=chroma_url,
-                               collection_prefix=f"t{uuid.uuid4().hex[:10]}", max_file_bytes=max_file_bytes)
+                               collection_prefix=f"t{uuid.uuid4().hex[:10]}",
+                               limits=Limits(max_file_bytes=max_file_bytes))
 
     def reader(self) -> Retriever:
         settings = Settings(index_dir=self.index_dir, chroma_url=self.chroma_url)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import html
 import shutil
 import tempfile
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +16,10 @@ import yaml
 from assistant.errors import AssistantError, CorpusError
 from assistant.evaluation import EvalResult, read_eval_file, run_eval
 from assistant.feedback import FeedbackStore
+from assistant.index.registry import VersionRow
 from assistant.ingest.clauses import parse_clauses
-from assistant.ingest.loaders import SUFFIXES, load_document, split_front_matter
+from assistant.ingest.limits import Limits, check_clauses
+from assistant.ingest.loaders import FIELDS, SUFFIXES, load_document, split_front_matter
 from assistant.ingest.records import PolicyDocument
 from assistant.service import Assistant
 
@@ -23,55 +27,125 @@ FORM_FIELDS = ("title", "doc_number", "issuer", "publish_date", "status", "kind"
 STATUSES = ["现行有效", "已废止", "已修改", "历史版本"]
 
 
-def _uploads(files: Any) -> list[Path]:
-    paths = [Path(f if isinstance(f, str) else f.name) for f in (files or [])]
-    if not paths:
-        raise gr.Error("请先选择要上传的文件。")
-    return paths
+def refuse(message: str) -> gr.Error:
+    """An error pop-up; its text is escaped, since Gradio shows it as HTML and it may quote a file's content."""
+    return gr.Error(html.escape(message))
 
 
-def read_uploads(files: Any, fields: dict[str, str], max_bytes: int) -> list[PolicyDocument]:
-    """Every uploaded file as a document, the form's non-empty fields overriding its own; all or none."""
-    documents, problems = [], []
-    for path in _uploads(files):
+@dataclass
+class Upload:
+    """One file of this request's upload: where Gradio stored it and the name the editor gave it."""
+
+    path: Path
+    name: str
+
+    @property
+    def doc_id(self) -> str:
+        return Path(self.name).stem
+
+
+def uploads(files: Any) -> list[Upload]:
+    """The files uploaded with this request. Only files inside Gradio's upload folder are read, whatever path a
+    client names (Gradio checks this too); hidden names and two files for one document are refused."""
+    from gradio.utils import get_upload_folder
+
+    folder = Path(get_upload_folder()).resolve()
+    found = []
+    for f in files or []:
+        path = Path(f if isinstance(f, str) else f.name).resolve()
+        if not path.is_relative_to(folder) or not path.is_file():
+            raise refuse(f"{path.name}：只接受本次上传的文件。")
+        found.append(Upload(path, path.name))
+    if not found:
+        raise refuse("请先选择要上传的文件。")
+    hidden = [u.name for u in found if u.name.startswith(".")]
+    if hidden:
+        raise refuse(f"未发布：{'、'.join(hidden)} 的文件名以“.”开头（隐藏文件不会被索引），请改名后再上传。")
+    by_id: dict[str, list[str]] = {}
+    for u in found:
+        by_id.setdefault(u.doc_id, []).append(u.name)
+    clashes = [" 与 ".join(names) for names in by_id.values() if len(names) > 1]
+    if clashes:
+        raise refuse(f"未发布：{'；'.join(clashes)} 会成为同一个文档，请改名后分开上传。")
+    return found
+
+
+def read_uploads(files: Any, fields: dict[str, str], limits: Limits, max_chars: int
+                 ) -> list[tuple[Upload, PolicyDocument, dict[str, object]]]:
+    """Every uploaded file as (upload, document, its own front matter), the form's non-empty fields overriding
+    the file's; all or none."""
+    loaded, problems = [], []
+    for upload in uploads(files):
         try:
-            doc = load_document(path, path.parent, max_bytes=max_bytes)
+            doc = load_document(upload.path, upload.path.parent, limits)
             for name, value in fields.items():
                 if value and value.strip():
                     setattr(doc, name, value.strip())
-            if not parse_clauses(doc):
-                raise CorpusError(path.name, "no clauses found in the text")
-            documents.append(doc)
+            clauses = parse_clauses(doc, max_chars=max_chars)
+            if not clauses:
+                raise CorpusError(upload.name, "no clauses found in the text")
+            check_clauses(len(clauses), upload.name, limits)
+            front: dict[str, object] = {}
+            if upload.path.suffix.lower() in (".md", ".markdown"):
+                front = split_front_matter(upload.path.read_text(encoding="utf-8-sig"), upload.name, limits)[0]
+            loaded.append((upload, doc, front))
         except CorpusError as e:
-            problems.append(f"{path.name}: {e.reason}" + (f"（{e.hint}）" if e.hint else ""))
+            problems.append(f"{upload.name}: {e.reason}" + (f"（{e.hint}）" if e.hint else ""))
     if problems:
-        raise gr.Error("未发布，以下文件有问题：" + "；".join(problems))
-    return documents
+        raise refuse("未发布，以下文件有问题：" + "；".join(problems))
+    return loaded
 
 
-def preview_html(documents: list[PolicyDocument]) -> str:
-    """The clauses each document will be cited by, as editors check them before publishing."""
+def replaced(assistant: Assistant, corpus: Path, doc_ids: list[str]) -> dict[str, str]:
+    """doc id → what publishing it would replace (a published document, or a file of that name in the corpus)."""
+    rows = {r.doc_id: r for r in assistant.documents() if r.state != "removed"} if assistant.has_index() else {}
+    found = {}
+    for doc_id in doc_ids:
+        row = rows.get(doc_id)
+        if row is not None:
+            found[doc_id] = (f"《{row.title.strip('《》')}》（{row.clauses} 条款，索引于 "
+                             f"{row.indexed_at.replace('T', ' ')}）")
+        elif files := corpus_files(corpus, doc_id):
+            found[doc_id] = "语料目录中的 " + "、".join(f.name for f in files)
+    return found
+
+
+def corpus_files(corpus: Path, doc_id: str) -> list[Path]:
+    return [f for f in sorted(corpus.glob(f"{doc_id}.*")) if f.suffix.lower() in SUFFIXES and f.is_file()]
+
+
+def preview_html(documents: list[PolicyDocument], replacing: dict[str, str], max_chars: int) -> str:
+    """The clauses each document will be cited by, as editors check them before publishing, and what it replaces."""
     parts = []
     for doc in documents:
-        clauses = parse_clauses(doc)
+        clauses = parse_clauses(doc, max_chars=max_chars)
         rows = "".join(f"<tr><td><b>{html.escape(c.label or '（前言）')}</b></td>"
                        f"<td>{html.escape(c.text[:160])}{'…' if len(c.text) > 160 else ''}</td></tr>" for c in clauses)
+        warning = ""
+        if doc.doc_id in replacing:
+            warning = (f"<p class='pa-replaces'>⚠ 发布将替换 {html.escape(replacing[doc.doc_id])}。"
+                       "旧版本会保留在历史版本中，可随时恢复；发布前请勾选“确认替换”。</p>")
         parts.append(f"<h4>《{html.escape(doc.title)}》 {html.escape(doc.doc_number)} · {html.escape(doc.status)} · "
-                     f"{len(clauses)} 条款</h4><table class='pa-preview'>{rows}</table>")
+                     f"{len(clauses)} 条款</h4>{warning}<table class='pa-preview'>{rows}</table>")
     return "".join(parts)
 
 
-def write_markdown(doc: PolicyDocument, corpus: Path, original: Path) -> Path:
-    """The document into the corpus as Markdown with front matter; the uploaded file kept under .originals/."""
-    meta = {name: getattr(doc, name) for name in ("title", "doc_number", "issuer", "publish_date",
-                                                   "effective_date", "expiry_date", "status", "kind",
-                                                   "interprets", "replaced_by", "replaces") if getattr(doc, name)}
-    target = corpus / f"{original.stem}.md"
-    front = yaml.safe_dump(meta, allow_unicode=True, sort_keys=False)
-    target.write_text(f"---\n{front}---\n{doc.text}\n", encoding="utf-8")
+def write_markdown(doc: PolicyDocument, front: dict[str, object], corpus: Path, upload: Upload) -> Path:
+    """The document into the corpus as Markdown with front matter (every field the file had, e.g. `source` or
+    `note`, then the form's and the inferred ones); the uploaded file kept under .originals/. Another corpus file
+    of the same document (say the .txt this .md replaces) moves to .originals/ too: its versions are in the
+    registry's history."""
+    meta = {str(k): v for k, v in front.items()}
+    meta.update({name: getattr(doc, name) for name in FIELDS if name != "source" and getattr(doc, name)})
     keep = corpus / ".originals"
     keep.mkdir(exist_ok=True)
-    shutil.copyfile(original, keep / original.name)
+    target = corpus / f"{upload.doc_id}.md"
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for other in corpus_files(corpus, upload.doc_id):  # nothing is lost, even a file never indexed
+        other.rename(keep / f"{other.name}.replaced-{stamp}")
+    text = f"---\n{yaml.safe_dump(meta, allow_unicode=True, sort_keys=False)}---\n{doc.text}\n"
+    target.write_text(text, encoding="utf-8")
+    shutil.copyfile(upload.path, keep / upload.name)
     return target
 
 
@@ -89,6 +163,16 @@ def documents_html(assistant: Assistant) -> str:
     return f"<table class='pa-docs'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def history_html(versions: list[VersionRow]) -> str:
+    """A document's versions, newest first; the newest is the one indexed now."""
+    rows = "".join(f"<tr><td>{v.version}{'（当前）' if i == 0 else ''}</td>"
+                   f"<td>{html.escape(v.saved_at.replace('T', ' '))}</td><td>{html.escape(v.file)}</td>"
+                   f"<td>{html.escape(v.title)}</td><td>{v.clauses}</td></tr>"
+                   for i, v in enumerate(reversed(versions)))
+    head = "".join(f"<th>{h}</th>" for h in ("版本", "保存时间", "文件", "标题", "条款"))
+    return f"<table class='pa-versions'><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+
+
 def summary_text(summary: Any) -> str:
     parts = [f"新增 {len(summary.added)}", f"更新 {len(summary.updated)}", f"移除 {len(summary.removed)}",
              f"未变 {summary.unchanged}", f"嵌入 {summary.embedded} 条", f"{summary.seconds:.1f} 秒"]
@@ -98,46 +182,76 @@ def summary_text(summary: Any) -> str:
     return text
 
 
-def build_editors(assistant: Assistant, feedback: FeedbackStore) -> gr.Blocks:
-    """The editors' page. It is mounted behind a login (see server.py)."""
+def build_editors(assistant: Assistant, feedback: FeedbackStore,
+                  delete_cache: tuple[int, int] | None = None) -> gr.Blocks:
+    """The editors' page. It is mounted behind a login (see server.py); `delete_cache`: (every, after) seconds,
+    Gradio's deletion of old uploads."""
     settings = assistant.settings
 
-    def preview(files: Any, *values: str) -> str:
-        return preview_html(read_uploads(files, dict(zip(FORM_FIELDS, values, strict=True)),
-                                         settings.index.max_file_bytes))
+    limits, max_chars = settings.index.limits(), settings.index.max_clause_chars
+    corpus = Path(settings.corpus_dir)
 
-    def publish(files: Any, *values: str, progress: Any = gr.Progress()) -> tuple[str, str]:  # noqa: B008
-        documents = read_uploads(files, dict(zip(FORM_FIELDS, values, strict=True)), settings.index.max_file_bytes)
-        corpus = Path(settings.corpus_dir)
+    def read(files: Any, values: tuple[str, ...]) -> list[tuple[Upload, PolicyDocument, dict[str, object]]]:
+        return read_uploads(files, dict(zip(FORM_FIELDS, values, strict=True)), limits, max_chars)
+
+    def preview(files: Any, *values: Any) -> str:
+        loaded = read(files, values[:-1])
+        replacing = replaced(assistant, corpus, [u.doc_id for u, _, _ in loaded])
+        return preview_html([doc for _, doc, _ in loaded], replacing, max_chars)
+
+    def publish(files: Any, *values: Any, progress: Any = gr.Progress()) -> tuple[str, str]:  # noqa: B008
+        *fields, confirmed = values
+        loaded = read(files, tuple(fields))
+        replacing = replaced(assistant, corpus, [u.doc_id for u, _, _ in loaded])
+        if replacing and not confirmed:
+            raise refuse("未发布：将替换 " + "；".join(replacing.values()) +
+                         "。请先预览，确认无误后勾选“确认替换”再发布（旧版本会保留在历史版本中）。")
         corpus.mkdir(parents=True, exist_ok=True)
-        for doc, original in zip(documents, _uploads(files), strict=True):
-            write_markdown(doc, corpus, original)
+        for upload, doc, front in loaded:
+            write_markdown(doc, front, corpus, upload)
         try:
             summary = assistant.reindex([corpus], progress=lambda phase, done, total: progress(
                 done / max(total, 1), desc=phase))
         except AssistantError as e:  # e.g. another reindex holds the lock: the files wait in the corpus
-            raise gr.Error(f"文件已保存到语料目录，但索引未更新：{e.message}。稍后再点“发布”即可。") from e
+            raise refuse(f"文件已保存到语料目录，但索引未更新：{e.message}。稍后再点“发布”即可。") from e
         return summary_text(summary), documents_html(assistant)
+
+    def history(doc_id: str) -> str:
+        try:
+            versions = assistant.history(doc_id.strip())
+        except AssistantError as e:
+            raise refuse(e.message) from e
+        return history_html(versions)
+
+    def revert(doc_id: str, version: float | None) -> tuple[str, str, str]:
+        if not doc_id.strip() or not version:
+            raise refuse("请填写文档 ID 和要恢复的版本号（先点“历史版本”查看）。")
+        try:
+            summary = assistant.revert(doc_id.strip(), int(version))
+            versions = assistant.history(doc_id.strip())
+        except AssistantError as e:
+            raise refuse(e.message) from e
+        return summary_text(summary), documents_html(assistant), history_html(versions)
 
     def change(action: str, doc_id: str) -> tuple[str, str]:
         if not doc_id.strip():
-            raise gr.Error("请填写文档 ID（见下表）。")
+            raise refuse("请填写文档 ID（见下表）。")
         try:
             summary = getattr(assistant, action)(doc_id.strip())
         except AssistantError as e:
-            raise gr.Error(e.message) from e
+            raise refuse(e.message) from e
         return summary_text(summary), documents_html(assistant)
 
     def set_status(doc_id: str, status: str, replaced_by: str) -> tuple[str, str]:
         """Change a document's status in its corpus file's front matter and publish (nothing is re-embedded)."""
         row = next((r for r in assistant.documents() if r.doc_id == doc_id.strip()), None)
         if row is None or not status:
-            raise gr.Error("请填写表中的文档 ID 并选择状态。")
+            raise refuse("请填写表中的文档 ID 并选择状态。")
         source = Path(row.path)
         if source.suffix.lower() not in (".md", ".markdown") or not source.exists():
-            raise gr.Error(f"{source.name} 不是语料中的 Markdown 文件，请修改原文件后重新发布。")
+            raise refuse(f"{source.name} 不是语料中的 Markdown 文件，请修改原文件后重新发布。")
         text = source.read_text(encoding="utf-8")
-        meta, body = split_front_matter(text, source.name)
+        meta, body = split_front_matter(text, source.name, limits)
         meta["status"] = status
         if replaced_by.strip():
             meta["replaced_by"] = replaced_by.strip()
@@ -147,11 +261,11 @@ def build_editors(assistant: Assistant, feedback: FeedbackStore) -> gr.Blocks:
 
     def evaluate(file: Any) -> str:
         if not file:
-            raise gr.Error("请选择评测文件（JSON lines）。")
+            raise refuse("请选择评测文件（JSON lines）。")
         try:
-            items = read_eval_file(Path(file if isinstance(file, str) else file.name))
+            items = read_eval_file(uploads([file])[0].path)
         except AssistantError as e:
-            raise gr.Error(e.message) from e
+            raise refuse(e.message) from e
         result = EvalResult(rows=list(run_eval(items, assistant.ask_traced)))
         metrics = result.metrics()
         keys = ("questions", "hit@1", "hit@3", "hit@5", "mrr@5", "cited", "refusal_accuracy", "false_refusal_rate")
@@ -163,7 +277,7 @@ def build_editors(assistant: Assistant, feedback: FeedbackStore) -> gr.Blocks:
         path.write_text(feedback.to_csv(), encoding="utf-8")
         return str(path)
 
-    with gr.Blocks(title="政策解读助手 · 编辑发布") as ui:
+    with gr.Blocks(title="政策解读助手 · 编辑发布", delete_cache=delete_cache) as ui:
         gr.Markdown("## 编辑发布　　[← 答复测试](../)")
         with gr.Tab("上传与发布"):
             files = gr.File(label="政策文件（" + " ".join(SUFFIXES) + "）", file_count="multiple",
@@ -181,6 +295,8 @@ def build_editors(assistant: Assistant, feedback: FeedbackStore) -> gr.Blocks:
             fields = [title, doc_number, issuer, publish_date, status, kind, interprets, replaced_by]
             with gr.Row():
                 preview_button = gr.Button("预览条款", elem_id="preview")
+                confirm = gr.Checkbox(False, label="确认替换同名的已发布文件（旧版本保留在历史版本中）",
+                                      elem_id="confirm-replace")
                 publish_button = gr.Button("发布", variant="primary", elem_id="publish")
             result = gr.Markdown("", elem_id="publish-result")
             shown = gr.HTML("", elem_id="preview-clauses")
@@ -195,7 +311,12 @@ def build_editors(assistant: Assistant, feedback: FeedbackStore) -> gr.Blocks:
                 new_status = gr.Dropdown(STATUSES, label="新状态")
                 new_replacement = gr.Textbox(label="取代它的文件（标题、文号或 ID，可选）")
                 status_button = gr.Button("修改状态")
+            with gr.Row():
+                history_button = gr.Button("历史版本", elem_id="history")
+                version = gr.Number(label="版本号", precision=0, minimum=1, elem_id="version")
+                revert_button = gr.Button("恢复到此版本", elem_id="revert")
             managed = gr.Markdown("")
+            versions = gr.HTML("", elem_id="versions")
         with gr.Tab("评测"):
             eval_file = gr.File(label="评测文件（JSON lines：question, kind, expect）", file_types=[".jsonl"])
             eval_button = gr.Button("运行评测")
@@ -203,9 +324,12 @@ def build_editors(assistant: Assistant, feedback: FeedbackStore) -> gr.Blocks:
         with gr.Tab("答复反馈"):
             download = gr.Button("导出反馈 CSV", elem_id="export-feedback")
             csv_file = gr.File(label="feedback.csv")
-        preview_button.click(preview, [files, *fields], shown, api_name="preview")
-        publish_button.click(publish, [files, *fields], [result, table], api_name="publish", concurrency_limit=1,
-                             concurrency_id="publish")
+        preview_button.click(preview, [files, *fields, confirm], shown, api_name="preview")
+        publish_button.click(publish, [files, *fields, confirm], [result, table], api_name="publish",
+                             concurrency_limit=1, concurrency_id="publish")
+        history_button.click(history, doc_id, versions, api_name="history")
+        revert_button.click(revert, [doc_id, version], [managed, table, versions], api_name="revert",
+                            concurrency_id="publish")
         for button, action in ((withdraw, "withdraw"), (restore, "restore"), (remove, "remove")):
             button.click(lambda d, a=action: change(a, d), doc_id, [managed, table], api_name=action,
                          concurrency_id="publish")

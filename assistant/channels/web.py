@@ -12,10 +12,11 @@ from typing import Any
 import gradio as gr
 
 from assistant.answer.records import Answer, Citation
+from assistant.config import LimitSettings
 from assistant.errors import AssistantError
 from assistant.feedback import FeedbackStore, answer_record
 from assistant.retrieve import Retrieval
-from assistant.service import Assistant
+from assistant.service import Assistant, bound_input
 
 EXAMPLES = ["政务热线电话太多打不通，政府会整合吗？", "政务公开考核分值是多少？", "政府网站要怎么集约化建设？"]
 SCORE_COLUMNS = ["#", "文件", "条款", "dense", "BM25", "fused", "relevance", "cited"]
@@ -86,24 +87,42 @@ def scores_html(answer: Answer, retrieval: Retrieval, top: int = 10) -> str:
 
 
 def _text(content: Any) -> str:
-    """A chat message's text: Gradio gives a string, or a list of parts such as {"type": "text", "text": …}."""
+    """A chat message's text: Gradio gives a string, or a list of parts such as {"type": "text", "text": …}. The
+    chat takes text only: any other part (a file, an image) is refused, whatever the client sent."""
     if isinstance(content, str):
         return content
-    if isinstance(content, list):
-        return "".join(p.get("text", "") if isinstance(p, dict) else str(p) for p in content)
-    return ""
+    if isinstance(content, list) and all(isinstance(p, dict) and p.get("type") == "text" for p in content):
+        return "".join(str(p.get("text", "")) for p in content)
+    raise gr.Error("对话只接受文字。")
+
+
+def conversation(history: Any, limits: LimitSettings) -> list[dict[str, str]]:
+    """The client's chat history, checked on the server: text-only messages of the user and the assistant, at most
+    `max_history_turns` exchanges; anything else is refused before any work is done."""
+    if not isinstance(history, list):
+        raise gr.Error("对话记录无效，请清空对话后重新提问。")
+    if len(history) > 2 * limits.max_history_turns:
+        raise gr.Error("对话过长，请清空对话后重新提问。")
+    messages = []
+    for message in history:
+        role = message.get("role") if isinstance(message, dict) else None
+        if role not in ("user", "assistant"):
+            raise gr.Error("对话记录无效，请清空对话后重新提问。")
+        messages.append({"role": str(role), "content": _text(message.get("content"))})
+    return messages
 
 
 def _answering(assistant: Assistant, question: str, previous: list[str]) -> Iterator[
         tuple[str, tuple[Answer, Retrieval] | None]]:
     """(draft text, None) while an LLM writes, then ("", (answer, retrieval)); errors the user can act on become
     `gr.Error`."""
-    if not assistant.llm_enabled:
-        try:
+    try:
+        bound_input(question, previous, assistant.settings.limits)  # before a thread is started for it
+        if not assistant.llm_enabled:
             yield "", assistant.ask_traced(question, previous)
-        except AssistantError as e:
-            raise gr.Error(e.message) from e
-        return
+            return
+    except AssistantError as e:
+        raise gr.Error(html.escape(e.message)) from e
     drafts: queue.Queue[str | None] = queue.Queue()
     outcome: dict[str, Any] = {}
 
@@ -128,11 +147,12 @@ def build_ui(assistant: Assistant, feedback: FeedbackStore) -> gr.Blocks:
     """The Gradio app: one chat per browser session, with its sources panel and feedback on each answer."""
 
     def respond(message: str, history: list[dict[str, Any]]) -> Iterator[tuple[Any, ...]]:
-        message = (message or "").strip()
+        history = conversation(history, assistant.settings.limits)
+        message = message.strip() if isinstance(message, str) else ""
         if not message:
             yield history, "", gr.update(), gr.update(), gr.update()
             return
-        previous = [text for m in history if m.get("role") == "user" and (text := _text(m.get("content")))]
+        previous = [m["content"] for m in history if m["role"] == "user" and m["content"]]
         asked = [*history, {"role": "user", "content": message}]
         answer, retrieval = None, None
         for text, result in _answering(assistant, message, previous):

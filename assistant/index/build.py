@@ -22,9 +22,10 @@ from assistant.index.generations import index_lock, recover
 from assistant.index.lexical import tokenize
 from assistant.index.links import exact_keys
 from assistant.index.publish import Embedder, IndexSummary, Progress, Publisher, digest
-from assistant.index.registry import ACTIVE, REGISTRY, REMOVED, WITHDRAWN, ClauseRow, DocumentRow, Registry
+from assistant.index.registry import ACTIVE, REGISTRY, REMOVED, WITHDRAWN, ClauseRow, DocumentRow, Registry, VersionRow
 from assistant.index.store import chroma_client, clause_to_record, record_to_clause
 from assistant.ingest.clauses import CHUNKING_VERSION, parse_clauses
+from assistant.ingest.limits import Limits, check_clauses
 from assistant.ingest.loaders import doc_id_for, iter_corpus_files, load_document
 from assistant.ingest.normalize import normalize
 from assistant.ingest.records import Clause, PolicyDocument
@@ -61,7 +62,7 @@ class Indexer:
 
     def __init__(self, index_dir: Path, load_embedder: Callable[[], Embedder], *, fingerprint: str, model: str,
                  chroma_url: str = "", collection_prefix: str = "clauses", max_chars: int = 400,
-                 max_file_bytes: int = 20_000_000) -> None:
+                 limits: Limits = Limits()) -> None:  # noqa: B008 (frozen)
         self.index_dir = index_dir
         self._load_embedder = load_embedder
         self._embedder: Embedder | None = None
@@ -70,7 +71,7 @@ class Indexer:
         self.chroma_url = chroma_url
         self.prefix = collection_prefix
         self.max_chars = max_chars
-        self.max_file_bytes = max_file_bytes
+        self.limits = limits
         self.chunking = chunking_key(max_chars)
         self.publisher = Publisher(index_dir, lambda: self.embedder, fingerprint, self.chunking, model,
                                    collection_prefix, chroma_url)
@@ -167,6 +168,30 @@ class Indexer:
         summary.seconds = time.perf_counter() - started
         return summary
 
+    def history(self, doc_id: str) -> list[VersionRow]:
+        """Every indexed version of the document's file, oldest first."""
+        with closing(self._registry()) as registry:
+            self._document(registry, doc_id)
+            return registry.versions(doc_id)
+
+    def revert(self, doc_id: str, version: int, progress: Progress | None = None) -> IndexSummary:
+        """Put version `version` of the document's file back in the corpus and index it (a new version whose
+        bytes are the old one's; the versions in between are kept)."""
+        with closing(self._registry()) as registry:
+            row = self._document(registry, doc_id)
+            found = registry.version_content(doc_id, version)
+        if found is None:
+            raise AssistantError(f"document {doc_id!r} has no version {version}",
+                                 f"`policy-assistant docs history {doc_id}` lists its versions")
+        kept, content = found
+        current = Path(row.path)
+        target = current.with_name(Path(current.stem + Path(kept.file).suffix).name)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(content)
+        if current != target and current.exists():
+            current.unlink()  # the version being replaced is in the history
+        return self._sync([(target, Path(row.root))], [], progress=progress, revive=doc_id)
+
     def documents(self) -> list[DocumentRow]:
         with closing(self._registry()) as registry:
             return list(registry.documents().values())
@@ -243,10 +268,8 @@ class Indexer:
                     summary.unchanged += 1
                 continue
             try:
-                doc = load_document(file, root, max_bytes=self.max_file_bytes)
-                clauses = parse_clauses(doc, max_chars=self.max_chars)
-                if not clauses:
-                    raise CorpusError(str(file), "no clauses found in the text")
+                doc = load_document(file, root, self.limits)
+                clauses = self._parse(doc, str(file))
             except CorpusError as e:
                 log.warning("%s", e)
                 summary.errors.append(str(e) + ("; the indexed version stays" if old and old.state != REMOVED else ""))
@@ -261,9 +284,17 @@ class Indexer:
         summary.removed += [d for d in gone if known[d].state != REMOVED]
         return parsed, gone
 
+    def _parse(self, doc: PolicyDocument, name: str) -> list[Clause]:
+        """The document's clauses; none, or more than the limit, is a `CorpusError`."""
+        clauses = parse_clauses(doc, max_chars=self.max_chars)
+        if not clauses:
+            raise CorpusError(name, "no clauses found in the text")
+        check_clauses(len(clauses), name, self.limits)
+        return clauses
+
     def _file_hash(self, file: Path) -> str:
         try:
-            if 0 < file.stat().st_size <= self.max_file_bytes:
+            if 0 < file.stat().st_size <= self.limits.max_file_bytes:
                 return hashlib.sha256(file.read_bytes()).hexdigest()
         except OSError:
             pass
@@ -295,9 +326,9 @@ class Indexer:
             if doc_id in done or row.state == REMOVED or doc_id in summary.updated:
                 continue
             try:
-                doc = load_document(Path(row.path), Path(row.root), max_bytes=self.max_file_bytes)
+                doc = load_document(Path(row.path), Path(row.root), self.limits)
                 more.append(_Parsed(doc, Path(row.path), Path(row.root), self._file_hash(Path(row.path)),
-                                    parse_clauses(doc, max_chars=self.max_chars)))
+                                    self._parse(doc, row.path)))
             except CorpusError as e:
                 summary.errors.append(f"{e}; not in the rebuilt index")
                 dropped.append(doc_id)
@@ -330,9 +361,11 @@ class Indexer:
             rows.append(ClauseRow(clause.clause_id, doc.doc_id, clause.order, clause_to_record(clause), passage,
                                   digest(passage), registry.term_ids(tokenize(passage)), clause_keys(clause)))
         registry.put_clauses(doc.doc_id, rows)
+        now = time.strftime("%Y-%m-%dT%H:%M:%S")
         registry.put_document(DocumentRow(
             doc.doc_id, str(item.root.resolve()), str(item.file.resolve()), item.file_hash, item.text_hash,
-            doc.content_hash, doc.metadata(), state, len(rows), time.strftime("%Y-%m-%dT%H:%M:%S"), 0))
+            doc.content_hash, doc.metadata(), state, len(rows), now, 0))
+        registry.add_version(doc.doc_id, item.file, item.file_hash, doc.title, len(rows), now)
 
 def clause_keys(clause: Clause) -> list[str]:
     return exact_keys(clause.text, clause.doc_number, clause.label)

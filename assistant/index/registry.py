@@ -9,6 +9,8 @@ Tables
 - `vectors`: passage vectors per embedding model, so that nothing is embedded twice.
 - `terms`: the BM25 vocabulary (append-only ids).
 - `generations`: each index generation; `building` while a run writes it, `active` once committed.
+- `versions`: every version of every document's file that was indexed, with its bytes, so that a replaced
+  version can be restored (`docs history`, `docs revert`).
 """
 
 from __future__ import annotations
@@ -50,6 +52,12 @@ CREATE TABLE IF NOT EXISTS generations (
     id INTEGER PRIMARY KEY, collection TEXT NOT NULL, state TEXT NOT NULL, created_at TEXT NOT NULL,
     summary TEXT NOT NULL DEFAULT '{}');
 """
+_VERSIONS = """
+CREATE TABLE IF NOT EXISTS versions (
+    doc_id TEXT NOT NULL, version INTEGER NOT NULL, saved_at TEXT NOT NULL, file TEXT NOT NULL,
+    file_hash TEXT NOT NULL, title TEXT NOT NULL, clauses INTEGER NOT NULL, content BLOB NOT NULL,
+    PRIMARY KEY (doc_id, version));
+"""
 
 ACTIVE, WITHDRAWN, REMOVED = "active", "withdrawn", "removed"
 
@@ -78,6 +86,19 @@ class DocumentRow:
 
 
 @dataclass
+class VersionRow:
+    """One indexed version of a document's file."""
+
+    doc_id: str
+    version: int
+    saved_at: str
+    file: str
+    file_hash: str
+    title: str
+    clauses: int
+
+
+@dataclass
 class ClauseRow:
     """A parsed clause as stored: its base vector-store record (without cross-document links)."""
 
@@ -102,7 +123,9 @@ class Registry:
         known = self.db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'generations'").fetchone()
         if not known:  # a new registry (creating tables would wait for a writer's lock; reading does not)
             self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.executescript(_SCHEMA)
+            self.db.executescript(_SCHEMA + _VERSIONS)
+        if not self.db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'versions'").fetchone():
+            self.db.execute(_VERSIONS)  # a registry from before document histories
         columns = {row[1] for row in self.db.execute("PRAGMA table_info(documents)")}
         if "records_sig" not in columns:  # a registry from before signatures: every document's records are redone
             self.db.execute("ALTER TABLE documents ADD COLUMN records_sig TEXT NOT NULL DEFAULT ''")
@@ -163,6 +186,28 @@ class Registry:
     def delete_document(self, doc_id: str) -> None:
         self.db.execute("DELETE FROM documents WHERE doc_id = ?", (doc_id,))
         self.db.execute("DELETE FROM clauses WHERE doc_id = ?", (doc_id,))
+
+    # versions
+    def add_version(self, doc_id: str, file: Path, file_hash: str, title: str, clauses: int, saved_at: str) -> None:
+        """Keep the file as the document's newest version, unless that version has the same bytes."""
+        newest = self.db.execute("SELECT version, file_hash FROM versions WHERE doc_id = ? ORDER BY version DESC "
+                                 "LIMIT 1", (doc_id,)).fetchone()
+        if newest is not None and newest[1] == file_hash:
+            return
+        self.db.execute("INSERT INTO versions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        (doc_id, (newest[0] if newest else 0) + 1, saved_at, file.name, file_hash, title, clauses,
+                         file.read_bytes()))
+
+    def versions(self, doc_id: str) -> list[VersionRow]:
+        """The document's versions, oldest first (without their bytes)."""
+        rows = self.db.execute("SELECT doc_id, version, saved_at, file, file_hash, title, clauses FROM versions "
+                               "WHERE doc_id = ? ORDER BY version", (doc_id,))
+        return [VersionRow(*row) for row in rows]
+
+    def version_content(self, doc_id: str, version: int) -> tuple[VersionRow, bytes] | None:
+        row = self.db.execute("SELECT doc_id, version, saved_at, file, file_hash, title, clauses, content "
+                              "FROM versions WHERE doc_id = ? AND version = ?", (doc_id, version)).fetchone()
+        return (VersionRow(*row[:7]), bytes(row[7])) if row else None
 
     # clauses
     def put_clauses(self, doc_id: str, clauses: list[ClauseRow]) -> None:

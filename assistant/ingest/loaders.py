@@ -13,6 +13,7 @@ import yaml
 
 from assistant.errors import CorpusError
 from assistant.ingest.clean import clean_text
+from assistant.ingest.limits import Limits, check_file_size, check_front_matter, check_text, check_zip
 from assistant.ingest.normalize import normalize_doc_number
 from assistant.ingest.records import PolicyDocument
 
@@ -54,20 +55,22 @@ def doc_id_for(file: Path, root: Path) -> str:
     return file.relative_to(root).with_suffix("").as_posix()
 
 
-def load_corpus(paths: Iterable[Path], max_bytes: int = 20_000_000) -> LoadResult:
+def load_corpus(paths: Iterable[Path], limits: Limits = Limits()) -> LoadResult:  # noqa: B008 (frozen)
     """Load every supported file; a file that fails is reported and the others still load."""
     result = LoadResult()
     for file, root in iter_corpus_files(paths):
         try:
-            result.documents.append(load_document(file, root, max_bytes=max_bytes))
+            result.documents.append(load_document(file, root, limits))
         except CorpusError as e:
             log.warning("%s", e)
             result.errors.append(e)
     return result
 
 
-def load_document(file: Path, root: Path | None = None, max_bytes: int = 20_000_000) -> PolicyDocument:
-    """Read one file into a cleaned `PolicyDocument`; raises `CorpusError` naming the file."""
+def load_document(file: Path, root: Path | None = None,
+                  limits: Limits = Limits()) -> PolicyDocument:  # noqa: B008 (frozen)
+    """Read one file into a cleaned `PolicyDocument`; raises `CorpusError` naming the file. A file over the
+    `limits` (its size, what it expands to, its text) is refused before it is expanded further."""
     root = root or file.parent
     name = str(file)
     if not file.exists():
@@ -79,15 +82,14 @@ def load_document(file: Path, root: Path | None = None, max_bytes: int = 20_000_
     size = file.stat().st_size
     if size == 0:
         raise CorpusError(name, "empty file")
-    if size > max_bytes:
-        raise CorpusError(name, f"file is {size:,} bytes, over the {max_bytes:,}-byte limit",
-                          "raise POLICY_ASSISTANT_INDEX__MAX_FILE_BYTES or split the file")
+    check_file_size(size, name, limits)
     data = file.read_bytes()
     meta: dict[str, object] = {}
     if suffix in (".docx",):
+        check_zip(data, name, limits)
         text = _docx_text(data, name)
     elif suffix == ".pdf":
-        text = _pdf_text(data, name)
+        text = _pdf_text(data, name, limits)
     else:
         text = decode_text(data, name)
         if suffix in (".html", ".htm"):
@@ -95,8 +97,9 @@ def load_document(file: Path, root: Path | None = None, max_bytes: int = 20_000_
             if html_title:
                 meta["title"] = html_title
         elif suffix in (".md", ".markdown"):
-            front, text = split_front_matter(text, name)
+            front, text = split_front_matter(text, name, limits)
             meta.update(front)
+    check_text(len(text), name, limits)
     if not text.strip():
         raise CorpusError(name, "no text found", "a scanned PDF needs OCR before it can be indexed")
     return build_document(doc_id_for(file, root), text, meta, source=name)
@@ -133,11 +136,13 @@ def build_document(doc_id: str, text: str, meta: dict[str, object], source: str 
     )
 
 
-def split_front_matter(text: str, name: str) -> tuple[dict[str, object], str]:
+def split_front_matter(text: str, name: str,
+                       limits: Limits = Limits()) -> tuple[dict[str, object], str]:  # noqa: B008 (frozen)
     """Split YAML front matter from a Markdown body; malformed YAML is a `CorpusError`."""
     match = _FRONT_MATTER.match(text)
     if not match:
         return {}, text
+    check_front_matter(match.group(1), name, limits)
     try:
         front = yaml.safe_load(match.group(1)) or {}
     except yaml.YAMLError as e:
@@ -226,15 +231,21 @@ def _docx_text(data: bytes, name: str) -> str:
     return "\n".join(lines)
 
 
-def _pdf_text(data: bytes, name: str) -> str:
+def _pdf_text(data: bytes, name: str, limits: Limits) -> str:
+    """The text layer, page by page, stopping as soon as it passes the text bound (pypdf bounds each stream's
+    decompression itself)."""
     import io
 
     from pypdf import PdfReader
     from pypdf.errors import PyPdfError
 
+    pages: list[str] = []
+    size = 0
     try:
-        reader = PdfReader(io.BytesIO(data))
-        pages = [page.extract_text() or "" for page in reader.pages]
+        for page in PdfReader(io.BytesIO(data)).pages:
+            pages.append(page.extract_text() or "")
+            size += len(pages[-1]) + 1
+            check_text(size, name, limits)
     except (PyPdfError, ValueError, KeyError, TypeError) as e:
         raise CorpusError(name, f"not a readable PDF file ({e.__class__.__name__}: {e})") from e
     return "\n".join(pages)

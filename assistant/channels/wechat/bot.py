@@ -21,7 +21,8 @@ from assistant.channels.wechat.customer_service import CustomerService
 from assistant.channels.wechat.format import phone_text, split_reply
 from assistant.channels.wechat.state import WeChatState, new_owner
 from assistant.config import WeChatSettings
-from assistant.service import Assistant
+from assistant.errors import InputTooLongError
+from assistant.service import Assistant, bound_input
 
 log = logging.getLogger(__name__)
 
@@ -83,10 +84,10 @@ class WeChatBot:
             elif content in FETCH_WORDS:
                 kind, text = "fetch", content
             elif content:
-                kind, text = "question", content
+                kind, text = self._question(content)
         elif message.type == "voice":
             recognition = str(getattr(message, "recognition", "") or "").strip()
-            kind, text = ("question", recognition) if recognition else ("instant", NO_VOICE_TEXT)
+            kind, text = self._question(recognition) if recognition else ("instant", NO_VOICE_TEXT)
         elif message.type == "event":
             event = str(getattr(message, "event", "")).lower()
             if event in ("subscribe", "subscribe_scan"):
@@ -94,6 +95,14 @@ class WeChatBot:
             else:
                 kind, text = "ignore", ""
         return Incoming(key, openid, kind, text)
+
+    def _question(self, text: str) -> tuple[str, str]:
+        """("question", text), or ("instant", why not) for a question over the length limit."""
+        try:
+            bound_input(text, (), self.assistant.settings.limits)
+        except InputTooLongError as e:
+            return "instant", e.message
+        return "question", text
 
     def help_text(self) -> str:
         examples = "\n".join(f"· {q}" for q in self.settings.examples)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import logging
 import secrets
 import time
@@ -44,6 +46,13 @@ def wechat_router(bot: WeChatBot, settings: WeChatSettings) -> APIRouter:
             protocol.check_signature(token, signature, timestamp, nonce, settings.timestamp_window_s)
             body = await _read_body(request, settings.max_body_bytes)
             protocol.check_body(body)
+            # in plaintext mode the signature does not cover the body: one signed (timestamp, nonce) carries one
+            # body only (WeChat's own re-deliveries repeat the same body)
+            digest = hashlib.sha256(body).hexdigest()
+            first = await asyncio.to_thread(bot.state.cache_first, f"nonce:{timestamp}:{nonce}", digest,
+                                            2 * settings.timestamp_window_s)
+            if first != digest:
+                raise protocol.RejectedRequest(403, "signed URL replayed with another body")
             cipher = None
             if encrypt_type.lower() == "aes":
                 encrypted = protocol.encrypted_part(body)

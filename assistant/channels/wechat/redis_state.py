@@ -207,5 +207,12 @@ class RedisState:
     def cache(self, name: str, value: str, ttl_s: float) -> None:
         self.redis.set(f"{self.p}cache:{name}", value, ex=max(1, int(ttl_s)))
 
+    def cache_first(self, name: str, value: str, ttl_s: float) -> str:
+        """Store `value` under `name` unless a live value is there already; return the one that is (atomic)."""
+        key = f"{self.p}cache:{name}"
+        if self.redis.set(key, value, ex=max(1, int(ttl_s)), nx=True):
+            return value
+        return str(self.redis.get(key) or value)
+
     def close(self) -> None:
         self.redis.close()

@@ -52,6 +52,7 @@ class WeChatState(Protocol):
     def count_message(self, openid: str) -> int: ...
     def cached(self, name: str) -> str | None: ...
     def cache(self, name: str, value: str, ttl_s: float) -> None: ...
+    def cache_first(self, name: str, value: str, ttl_s: float) -> str: ...
     def close(self) -> None: ...
 
 
@@ -243,6 +244,14 @@ class SQLiteState:
     def cache(self, name: str, value: str, ttl_s: float) -> None:
         with self._tx() as db:
             db.execute("INSERT OR REPLACE INTO cache VALUES (?, ?, ?)", (name, value, time.time() + ttl_s))
+
+    def cache_first(self, name: str, value: str, ttl_s: float) -> str:
+        """Store `value` under `name` unless a live value is there already; return the one that is (atomic)."""
+        now = time.time()
+        with self._tx() as db:
+            db.execute("DELETE FROM cache WHERE name = ? AND expires <= ?", (name, now))
+            db.execute("INSERT OR IGNORE INTO cache VALUES (?, ?, ?)", (name, value, now + ttl_s))
+            return str(db.execute("SELECT value FROM cache WHERE name = ?", (name,)).fetchone()[0])
 
     def _prune(self, now: float) -> None:
         """Forget messages, kept answers and counters older than the TTL (at most once a minute)."""
