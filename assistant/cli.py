@@ -293,6 +293,24 @@ def docs_remove(doc_id: DocId, index_dir: IndexDir = None) -> None:
     _docs_change("remove", doc_id, index_dir)
 
 
+@docs.command("history")
+def docs_history(doc_id: DocId, index_dir: IndexDir = None) -> None:
+    """Every indexed version of a document's file, newest (the one served) first."""
+    versions = _assistant(index_dir).history(doc_id)
+    for i, v in enumerate(reversed(versions)):
+        current = "  (current)" if i == 0 else ""
+        typer.echo(f"{v.version:>3}  {v.saved_at.replace('T', ' ')}  {v.file}  《{v.title.strip('《》')}》 "
+                   f"{v.clauses} clauses  {v.file_hash[:12]}{current}")
+
+
+@docs.command("revert")
+def docs_revert(doc_id: DocId, version: Annotated[int, typer.Argument(help="Version, as `docs history` lists it.")],
+                index_dir: IndexDir = None) -> None:
+    """Put a version of a document's file back in the corpus and index it; the versions since are kept."""
+    assistant = _assistant(index_dir)
+    _print_summary(_with_progress(lambda progress: assistant.revert(doc_id, version, progress=progress)))
+
+
 @app.command()
 def config() -> None:
     """Print the effective settings (secrets masked)."""

@@ -82,7 +82,8 @@ def create_app(settings: Settings, assistant: Assistant | None = None) -> Any:
                                                                    web.upload_max_age_s))
         app = _mount(app, editors, "/editors", max_file_size=upload_limit,
                      auth=_login(web.editor_username, editor_password), auth_message="编辑登录")
-        mounts.append(Mount("/editors", uploads=True, login=_gradio_app(app, "/editors"), title="政策解读助手 · 编辑登录"))
+        mounts.append(Mount("/editors", uploads=True, login=_gradio_app(app, "/editors"),
+                            title="政策解读助手 · 编辑登录"))
     else:
         log.warning("no editor login configured: the editors' page is off")
         app = _mount(app, locked_page(), "/editors")

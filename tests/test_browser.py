@@ -77,7 +77,7 @@ def test_an_editor_logs_in_uploads_and_publishes_and_the_chat_then_answers(brows
     page.locator("input[type=password]").wait_for(timeout=30_000)
     page.locator("input:not([type=password])").first.fill("editor")
     page.locator("input[type=password]").fill("s3cret-pass")
-    page.locator("button").filter(has_text="Login").first.click()
+    page.locator("button[type=submit]").click()
     page.locator("#publish").wait_for(timeout=60_000)
     policy = tmp_path / "parks.md"
     policy.write_text(PARKS, encoding="utf-8")

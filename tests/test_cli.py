@@ -125,3 +125,36 @@ def test_chat_reads_a_follow_up_with_the_question_before(cli_index):
     assert done.returncode == 0, done.stderr
     assert "（理解为：政务公开考核分值是多少？ 那市里呢？）" in done.stdout
     assert done.stdout.count("答：") == 2 and "4%" in done.stdout
+
+
+def test_an_over_long_question_on_stdin_is_refused_and_the_others_answered(cli_index):
+    questions = ["政务公开考核分值是多少？", "政务公开" * 200, "兩微一端是指什麼？"]
+    done = run("ask", "--json", stdin="\n".join(questions) + "\n", index_dir=cli_index)
+    assert done.returncode == 2
+    lines = [json.loads(line) for line in done.stdout.strip().splitlines()]
+    assert [("error" in line) for line in lines] == [False, True, False]
+    assert "问题过长（800 字）" in lines[1]["error"] and "500" in lines[1]["error"]
+    assert lines[2]["citations"]
+
+
+def test_a_replaced_version_is_kept_and_can_be_reverted(tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    policy = corpus / "parks.md"
+    first = "---\ntitle: 示例市公园管理办法\n---\n第一条　公园每日六时开放。\n\n第二条　公园二十二时关闭。\n"
+    policy.write_text(first, encoding="utf-8")
+    index = tmp_path / "index"
+    assert run("index", str(corpus), index_dir=index).returncode == 0
+    policy.write_text("---\ntitle: 示例市公园管理办法\n---\n第一条　公园全天开放。\n", encoding="utf-8")
+    assert "1 updated" in run("index", str(corpus), index_dir=index).stdout
+    history = run("docs", "history", "parks", index_dir=index)
+    assert history.returncode == 0, history.stderr
+    rows = history.stdout.strip().splitlines()
+    assert len(rows) == 2 and rows[0].split()[0] == "2" and "(current)" in rows[0] and "2 clauses" in rows[1]
+    reverted = run("docs", "revert", "parks", "1", index_dir=index)
+    assert reverted.returncode == 0 and "1 updated" in reverted.stdout, reverted.stderr
+    assert policy.read_text(encoding="utf-8") == first
+    assert "第二条" in run("docs", "show", "parks", index_dir=index).stdout
+    assert len(run("docs", "history", "parks", index_dir=index).stdout.strip().splitlines()) == 3
+    missing = run("docs", "revert", "parks", "9", index_dir=index)
+    assert missing.returncode == 2 and "no version 9" in missing.stderr

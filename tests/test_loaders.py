@@ -111,3 +111,84 @@ def test_one_broken_file_does_not_stop_the_others(tmp_path: Path):
     assert [d.doc_id for d in result.documents] == ["good"]
     assert sorted(Path(e.path).name for e in result.errors) == ["broken.docx", "too-big.txt"]
     assert "limit" in str([e for e in result.errors if "too-big" in e.path][0])
+
+
+def _docx_with_body(path: Path, xml_body: bytes, declared_size: int | None = None) -> Path:
+    """A DOCX whose word/document.xml holds `xml_body`; `declared_size` makes its zip directory lie about it."""
+    import io
+    import struct
+    import zipfile
+
+    from docx import Document
+
+    template = io.BytesIO()
+    Document().save(template)
+    out = io.BytesIO()
+    with zipfile.ZipFile(template) as source, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
+        for item in source.infolist():
+            data = source.read(item.filename)
+            if item.filename == "word/document.xml":
+                head, tail = data.split(b"<w:body>", 1)
+                data = head + b"<w:body>" + xml_body + tail
+            target.writestr(item.filename, data)
+    data = out.getvalue()
+    if declared_size is not None:  # overwrite the sizes of document.xml in the central directory
+        name = b"word/document.xml"
+        at = data.rindex(b"PK\x01\x02", 0, data.rindex(name))
+        data = data[:at + 24] + struct.pack("<I", declared_size) + data[at + 28:]
+    path.write_bytes(data)
+    return path
+
+
+def test_a_docx_that_expands_past_the_limit_is_refused_before_it_is_unpacked(tmp_path: Path):
+    import tracemalloc
+
+    paragraph = "<w:p><w:r><w:t>政务公开政务公开政务公开</w:t></w:r></w:p>".encode()
+    bomb = _docx_with_body(tmp_path / "bomb.docx", paragraph * 400_000)  # 26 MB of XML in a small zip
+    assert bomb.stat().st_size < 1_000_000
+    tracemalloc.start()
+    with pytest.raises(CorpusError) as info:
+        load_document(bomb, tmp_path, Limits(max_expanded_bytes=5_000_000))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert "bomb.docx" in str(info.value) and "over the 5,000,000-byte limit" in str(info.value)
+    assert peak < 10_000_000  # refused from the zip's directory, nothing was expanded
+
+
+def test_a_docx_whose_zip_directory_lies_about_sizes_is_refused(tmp_path: Path):
+    paragraph = "<w:p><w:r><w:t>政务公开</w:t></w:r></w:p>".encode()
+    liar = _docx_with_body(tmp_path / "liar.docx", paragraph * 200_000, declared_size=2000)
+    with pytest.raises(CorpusError) as info:
+        load_document(liar, tmp_path, Limits(max_expanded_bytes=5_000_000))
+    assert "liar.docx" in str(info.value)
+
+
+def test_text_and_clause_bounds_name_the_file(tmp_path: Path):
+    from assistant.ingest.clauses import parse_clauses
+    from assistant.ingest.limits import check_clauses
+
+    long = write(tmp_path / "long.txt", "一、" + "很长的内容。" * 2000)
+    with pytest.raises(CorpusError) as info:
+        load_document(long, tmp_path, Limits(max_text_chars=5000))
+    assert "long.txt" in str(info.value) and "5,000 characters" in str(info.value)
+    many = load_document(write(tmp_path / "many.txt", "\n".join(f"第{i}条　内容{i}。" for i in range(1, 40))),
+                         tmp_path)
+    with pytest.raises(CorpusError) as info:
+        check_clauses(len(parse_clauses(many)), "many.txt", Limits(max_clauses=10))
+    assert "many.txt" in str(info.value) and "over the limit of 10" in str(info.value)
+
+
+def test_front_matter_with_yaml_aliases_is_refused_at_once(tmp_path: Path):
+    import time
+
+    levels = "".join(f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 8)}]\n" for i in range(1, 10))
+    front = f"l0: &l0 [x, x, x, x, x, x, x, x]\n{levels}title: t"
+    bomb = write(tmp_path / "bomb.md", f"---\n{front}\n---\n第一条　内容。\n")
+    started = time.monotonic()
+    with pytest.raises(CorpusError) as info:
+        load_document(bomb, tmp_path)
+    assert time.monotonic() - started < 1
+    assert "bomb.md" in str(info.value) and "anchors or aliases" in str(info.value)
+    huge = write(tmp_path / "huge.md", "---\ntitle: t\nnote: " + "长" * 30_000 + "\n---\n第一条　内容。\n")
+    with pytest.raises(CorpusError, match="front matter is 30,"):
+        load_document(huge, tmp_path)

@@ -3,32 +3,22 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import threading
 import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from assistant.answer.records import Answer, Citation
 from assistant.channels.web import sources_html
 from assistant.ingest.records import Clause
+from tests.gradio_api import ask, call, login, upload
 from tests.net import free_port
+from tests.serve import get_json, serving
 
 pytestmark = pytest.mark.slow
-
-
-def _get(url: str, timeout: float = 30) -> tuple[int, dict]:  # type: ignore[type-arg]
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read())
 
 
 @pytest.fixture(scope="module")
@@ -53,30 +43,8 @@ def server(assistant) -> Iterator[str]:  # type: ignore[no-untyped-def]
     thread.join(timeout=30)
 
 
-def call(base: str, endpoint: str, data: list, opener: Any = None) -> tuple[str, Any]:  # type: ignore[type-arg]
-    """Call a Gradio endpoint over HTTP as the browser's client does: ('complete' | 'error', its data)."""
-    open_url = (opener or urllib.request.build_opener()).open
-    request = urllib.request.Request(f"{base}/gradio_api/call/{endpoint}", data=json.dumps({"data": data}).encode(),
-                                     headers={"Content-Type": "application/json"})
-    with open_url(request, timeout=60) as response:
-        event_id = json.loads(response.read())["event_id"]
-    with open_url(f"{base}/gradio_api/call/{endpoint}/{event_id}", timeout=300) as response:
-        stream = response.read().decode()
-    for event in ("complete", "error"):
-        if f"event: {event}" in stream:
-            payload = stream.split(f"event: {event}", 1)[1].split("data:", 1)[1].strip().splitlines()[0]
-            return event, json.loads(payload)
-    raise AssertionError(stream)
-
-
-def ask(base: str, question: str, history: list | None = None) -> list:  # type: ignore[type-arg]
-    event, data = call(base, "ask", [question, history or []])
-    assert event == "complete", data
-    return list(data)
-
-
 def test_healthz_reports_the_generation_being_served(server: str):
-    status, health = _get(f"{server}/healthz")
+    status, health = get_json(f"{server}/healthz")
     assert status == 200 and health["status"] == "ok"
     assert health["documents"] == 2 and health["clauses"] == 37 and health["generation"] >= 1
 
@@ -119,26 +87,10 @@ def test_sources_mark_a_clause_no_longer_in_force():
 
 
 def test_serve_indexes_the_demo_corpus_on_first_start(tmp_path: Path):
-    port = free_port()
-    env = {**os.environ, "POLICY_ASSISTANT_INDEX_DIR": str(tmp_path / "index")}
-    server = subprocess.Popen([sys.executable, "-m", "assistant", "serve", "--port", str(port)], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              cwd=Path(__file__).resolve().parents[1])
-    try:
-        deadline = time.monotonic() + 300
-        while True:
-            assert server.poll() is None, server.communicate()
-            try:
-                status, health = _get(f"http://127.0.0.1:{port}/healthz", timeout=5)
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "serve did not come up"
-                time.sleep(1)
+    with serving({"POLICY_ASSISTANT_INDEX_DIR": str(tmp_path / "index")}) as (base, server):
+        status, health = get_json(f"{base}/healthz")
         assert status == 200 and health["documents"] == 2
-    finally:
-        server.terminate()
-        _, stderr = server.communicate(timeout=60)
-    assert "(first start)" in stderr and f"http://localhost:{port}/" in stderr
+    assert "(first start)" in server.stderr_text and f"http://localhost:{base.rsplit(':', 1)[1]}/" in server.stderr_text
 
 
 BIKES = """---
@@ -183,56 +135,33 @@ def editors_server(tmp_path_factory, embedder) -> Iterator[tuple[str, Path]]:  #
     thread.join(timeout=30)
 
 
-def _login(base: str, password: str) -> tuple[int, Any]:
-    import http.cookiejar
-
-    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
-    form = urllib.parse.urlencode({"username": "editor", "password": password}).encode()
-    try:
-        with opener.open(f"{base}/editors/login", data=form, timeout=30) as response:
-            return response.status, opener
-    except urllib.error.HTTPError as e:
-        return e.code, None
-
-
-def _upload(base: str, opener: Any, name: str, content: bytes) -> dict[str, Any]:
-    boundary = "----policyassistant"
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"{name}\"\r\n"
-            f"Content-Type: application/octet-stream\r\n\r\n").encode() + content + f"\r\n--{boundary}--\r\n".encode()
-    request = urllib.request.Request(f"{base}/editors/gradio_api/upload", data=body,
-                                     headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
-    with opener.open(request, timeout=60) as response:
-        path = json.loads(response.read())[0]
-    return {"path": path, "orig_name": name, "meta": {"_type": "gradio.FileData"}}
-
-
 def test_anonymous_users_cannot_reach_the_editors_functions(editors_server):
     base, corpus = editors_server
     before = sorted(p.name for p in corpus.iterdir())
     for path in ("/editors/config", "/editors/gradio_api/info"):
-        status, _ = _get(base + path)
+        status, _ = get_json(base + path)
         assert status == 401, path
     request = urllib.request.Request(f"{base}/editors/gradio_api/call/publish", method="POST",
-                                     data=json.dumps({"data": [[], *[""] * 8]}).encode(),
+                                     data=json.dumps({"data": [[], *[""] * 8, False]}).encode(),
                                      headers={"Content-Type": "application/json"})
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(request, timeout=30)
     assert refused.value.code == 401
-    assert _login(base, "wrong")[0] == 400
+    assert login(base, "wrong")[0] == 400
     assert sorted(p.name for p in corpus.iterdir()) == before
 
 
 def test_an_editor_publishes_a_policy_that_then_answers(editors_server):
     base, corpus = editors_server
-    status, editor = _login(base, "s3cret-pass")
+    status, editor = login(base, "s3cret-pass")
     assert status == 200
-    bad = _upload(base, editor, "empty.md", b"")
-    event, message = call(f"{base}/editors", "publish", [[bad], *[""] * 8], editor)
+    bad = upload(base, editor, "empty.md", b"")
+    event, message = call(f"{base}/editors", "publish", [[bad], *[""] * 8, False], editor)
     assert event == "error" and "empty.md" in json.dumps(message, ensure_ascii=False)
     assert not (corpus / "empty.md").exists()  # a bad upload changes nothing
     assert ask(base, "共享单车可以停在盲道上吗？")[0][1]["content"][0]["text"].startswith("抱歉")
     event, (result, documents) = call(f"{base}/editors", "publish",
-                                      [[_upload(base, editor, "bikes.md", BIKES.encode())], *[""] * 8], editor)
+                                      [[upload(base, editor, "bikes.md", BIKES.encode())], *[""] * 8, False], editor)
     assert event == "complete" and "新增 1" in result and "示例市共享单车停放管理办法" in documents
     reply = ask(base, "共享单车可以停在盲道上吗？")[0][1]["content"][0]["text"]
     assert "盲道" in reply and "《示例市共享单车停放管理办法》(示市政发〔2025〕9号) 第二条" in reply
@@ -241,7 +170,7 @@ def test_an_editor_publishes_a_policy_that_then_answers(editors_server):
     reply = ask(base, "共享单车可以停在盲道上吗？")[0][1]["content"][0]["text"]
     assert reply.startswith("注意：《示例市共享单车停放管理办法》的状态为“已废止”")
     questions = '{"question": "共享单车能停盲道吗？", "kind": "answerable", "expect": ["盲道"]}\n'
-    event, metrics = call(f"{base}/editors", "evaluate", [_upload(base, editor, "q.jsonl", questions.encode())],
+    event, metrics = call(f"{base}/editors", "evaluate", [upload(base, editor, "q.jsonl", questions.encode())],
                           editor)
     assert event == "complete" and "- hit@1: 1.000" in metrics[0]
     event, (summary, _) = call(f"{base}/editors", "withdraw", ["bikes"], editor)
@@ -262,7 +191,7 @@ def test_feedback_is_stored_with_its_answer_and_exported_as_csv(tmp_path: Path, 
     assert "分值说得不清楚" in csv_text and "政务公开考核分值是多少？" in csv_text and "8、（二）" in csv_text
 
 
-def test_the_chat_can_be_put_behind_its_own_login(assistant, tmp_path: Path):  # type: ignore[no-untyped-def]
+def test_the_chat_can_be_put_behind_its_ownlogin(assistant, tmp_path: Path):  # type: ignore[no-untyped-def]
     from fastapi.testclient import TestClient
 
     from assistant.config import Settings

@@ -1,0 +1,51 @@
+"""`policy-assistant serve` started as a user starts it, in a subprocess on a loopback port."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from tests.net import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def get_json(url: str, timeout: float = 30) -> tuple[int, dict]:  # type: ignore[type-arg]
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+@contextmanager
+def serving(env: dict[str, str], cwd: Path = ROOT, timeout_s: float = 300) -> Iterator[tuple[str, subprocess.Popen]]:  # type: ignore[type-arg]
+    """(base URL, process) once /healthz answers; stopped on exit. stderr is captured: read it after the block
+    through the process (its `stderr_text` attribute)."""
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "assistant", "serve", "--port", str(port)],
+                              env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              text=True, cwd=cwd)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            assert server.poll() is None, server.communicate()
+            try:
+                get_json(f"{base}/healthz", timeout=5)
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "serve did not come up"
+                time.sleep(0.5)
+        yield base, server
+    finally:
+        server.terminate()
+        _, server.stderr_text = server.communicate(timeout=60)  # type: ignore[attr-defined]
