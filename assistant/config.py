@@ -115,6 +115,8 @@ class WebSettings(BaseModel):
                                   "index.max_file_bytes each in one request.")
     upload_max_age_s: int = Field(3600, ge=60, description="Uploaded files are deleted from the upload cache "
                                   "after this long (a published file is kept in the corpus).")
+    max_sessions: int = Field(1000, ge=10, description="Browser sessions whose state (the last answer, for "
+                              "feedback) is kept in memory; the least recently used are forgotten first.")
     login_max_failures: int = Field(5, ge=1, description="Failed logins one client may make in the window before "
                                     "it is refused.")
     login_max_account_failures: int = Field(20, ge=1, description="Failed logins for one account (from any "

@@ -36,6 +36,7 @@ def _lighten_gradio_events() -> None:
     Together they were about 10 ms of CPU per answer with 20 users asking.
     """
     os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "500")
+    os.environ.setdefault("GRADIO_ANALYTICS_MAX_EVENTS", "1000")  # the summary's event history, kept in memory
     if "matplotlib" not in sys.modules and importlib.util.find_spec("matplotlib") is None:
         sys.modules["matplotlib"] = None  # type: ignore[assignment]
 
@@ -80,17 +81,17 @@ def create_app(settings: Settings, assistant: Assistant | None = None) -> Any:
     if web.editor_username and editor_password:
         editors = build_editors(assistant, feedback, delete_cache=(min(web.upload_max_age_s, 600),
                                                                    web.upload_max_age_s))
-        app = _mount(app, editors, "/editors", max_file_size=upload_limit,
+        app = _mount(app, editors, "/editors", web.max_sessions, max_file_size=upload_limit,
                      auth=_login(web.editor_username, editor_password), auth_message="编辑登录")
         mounts.append(Mount("/editors", uploads=True, login=_gradio_app(app, "/editors"),
                             title="政策解读助手 · 编辑登录"))
     else:
         log.warning("no editor login configured: the editors' page is off")
-        app = _mount(app, locked_page(), "/editors")
+        app = _mount(app, locked_page(), "/editors", 10)
         mounts.append(Mount("/editors"))
     chat_password = web.chat_password.get_secret_value()
     chat_auth = _login(web.chat_username, chat_password) if web.chat_username and chat_password else None
-    app = _mount(app, build_ui(assistant, feedback), "/", auth=chat_auth, max_file_size=0)
+    app = _mount(app, build_ui(assistant, feedback), "/", web.max_sessions, auth=chat_auth, max_file_size=0)
     mounts.append(Mount("", login=_gradio_app(app, "") if chat_auth else None, title="政策解读助手 · 登录"))
     guard = GuardSettings(max_request_bytes=web.max_request_bytes,
                           max_upload_bytes=web.max_upload_files * (settings.index.max_file_bytes + 4096),
@@ -100,14 +101,16 @@ def create_app(settings: Settings, assistant: Assistant | None = None) -> Any:
     return app
 
 
-def _mount(app: Any, blocks: Any, path: str, **options: Any) -> Any:
+def _mount(app: Any, blocks: Any, path: str, sessions: int, **options: Any) -> Any:
     """Mount a Gradio app as launched apps are: Gradio checks that a file a client sends was uploaded by a
     user only once `has_launched` is set, which `launch()` does and `mount_gradio_app` does not. Without it,
-    a file part naming /etc/passwd would be copied into Gradio's cache and served."""
+    a file part naming /etc/passwd would be copied into Gradio's cache and served. Gradio keeps each browser
+    session's state (about 40 KB, every API call being a session of its own) for the `sessions` most recent."""
     import gradio as gr
 
     from assistant.channels.web import css
 
+    blocks.state_session_capacity = sessions
     mounted = gr.mount_gradio_app(app, blocks, path=path, css=css(), footer_links=[], **options)
     blocks.has_launched = True
     return mounted
