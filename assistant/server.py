@@ -111,7 +111,7 @@ def _mount(app: Any, blocks: Any, path: str, sessions: int, **options: Any) -> A
     from assistant.channels.web import css
 
     blocks.state_session_capacity = sessions
-    mounted = gr.mount_gradio_app(app, blocks, path=path, css=css(), footer_links=[], **options)
+    mounted = gr.mount_gradio_app(app, blocks, path=path, css=css(), footer_links=[], show_error=False, **options)
     blocks.has_launched = True
     return mounted
 
