@@ -113,6 +113,8 @@ class WebSettings(BaseModel):
                                    "uploads excepted.")
     max_upload_files: int = Field(20, ge=1, description="Editors' uploads: at most this many files of at most "
                                   "index.max_file_bytes each in one request.")
+    max_upload_folder_bytes: int = Field(2_000_000_000, ge=0, description="Uploads are refused (507) while the "
+                                         "upload folder holds this many bytes; 0: no bound.")
     upload_max_age_s: int = Field(3600, ge=60, description="Uploaded files are deleted from the upload cache "
                                   "after this long (a published file is kept in the corpus).")
     max_sessions: int = Field(1000, ge=10, description="Browser sessions whose state (the last answer, for "

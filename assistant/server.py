@@ -47,6 +47,7 @@ def create_app(settings: Settings, assistant: Assistant | None = None) -> Any:
     from fastapi import FastAPI
     from fastapi.middleware.cors import CORSMiddleware
     from fastapi.responses import JSONResponse
+    from gradio.utils import get_upload_folder
 
     from assistant.channels.editors import build_editors, locked_page
     from assistant.channels.guard import Guard, GuardSettings, Mount
@@ -95,7 +96,8 @@ def create_app(settings: Settings, assistant: Assistant | None = None) -> Any:
     mounts.append(Mount("", login=_gradio_app(app, "") if chat_auth else None, title="政策解读助手 · 登录"))
     guard = GuardSettings(max_request_bytes=web.max_request_bytes,
                           max_upload_bytes=web.max_upload_files * (settings.index.max_file_bytes + 4096),
-                          allowed_origins=web.allowed_origins)
+                          allowed_origins=web.allowed_origins, upload_folder=get_upload_folder(),
+                          max_upload_folder_bytes=web.max_upload_folder_bytes)
     throttle = LoginThrottle(web.login_max_failures, web.login_max_account_failures, web.login_window_s)
     app.add_middleware(Guard, mounts=mounts, settings=guard, throttle=throttle)
     return app

@@ -44,7 +44,8 @@ def site(tmp_path_factory: pytest.TempPathFactory, embedder: Any) -> Iterator[Si
     env = {"POLICY_ASSISTANT_INDEX_DIR": str(root / "index"), "POLICY_ASSISTANT_STATE_DIR": str(root / "state"),
            "POLICY_ASSISTANT_CORPUS_DIR": str(corpus), "POLICY_ASSISTANT_WEB__EDITOR_USERNAME": "editor",
            "POLICY_ASSISTANT_WEB__EDITOR_PASSWORD": PASSWORD, "POLICY_ASSISTANT_WECHAT__TOKEN": TOKEN,
-           "POLICY_ASSISTANT_WEB__LOGIN_WINDOW_S": "8", "GRADIO_TEMP_DIR": str(root / "gradio")}
+           "POLICY_ASSISTANT_WEB__LOGIN_WINDOW_S": "8", "POLICY_ASSISTANT_WEB__MAX_UPLOAD_FOLDER_BYTES": "3000000",
+           "GRADIO_TEMP_DIR": str(root / "gradio")}
     (root / "work").mkdir()
     with serving(env, cwd=root / "work") as (base, _):
         yield Site(base, root, corpus, root / "gradio")
@@ -158,6 +159,15 @@ def test_the_chat_takes_no_uploads(site: Site):
     stored = [p for p in site.gradio_dir.rglob("big.bin")] if site.gradio_dir.exists() else []
     assert stored == []
     assert httpx.post(f"{site.base}/editors/gradio_api/upload", files={"files": ("a.md", b"x")}).status_code == 401
+
+
+def test_uploads_stop_while_the_upload_folder_is_full(site: Site):
+    client = editor(site)
+    big = upload(client, site, "big.md", b"x" * 3_000_000)
+    full = client.post(f"{site.base}/editors/gradio_api/upload", files={"files": ("more.md", b"x")})
+    assert full.status_code == 507
+    Path(big["path"]).unlink()
+    upload(client, site, "more.md", b"x")
 
 
 def test_publishing_over_a_document_needs_confirmation_and_keeps_the_old_version(site: Site):

@@ -5,9 +5,11 @@ page behind a login sees."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import html
 import json
 import logging
+import os
 import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
@@ -57,6 +59,8 @@ class GuardSettings:
     max_upload_bytes: int
     allowed_origins: list[str] = field(default_factory=list)
     login_delay_s: float = 0.5
+    upload_folder: str = ""
+    max_upload_folder_bytes: int = 0  # 0: unbounded
 
 
 class Guard:
@@ -104,12 +108,28 @@ class Guard:
             else:
                 await _respond(send, 401, {"error": "Not authenticated"})
             return
-        limit = self.settings.max_upload_bytes if rest == "/gradio_api/upload" else self.settings.max_request_bytes
+        uploading = rest == "/gradio_api/upload"
+        if uploading and self._upload_folder_full():
+            log.warning("refused an upload: the upload folder %s is full", self.settings.upload_folder)
+            await _respond(send, 507, {"error": "the upload cache is full; try again later"})
+            return
+        limit = self.settings.max_upload_bytes if uploading else self.settings.max_request_bytes
         body = await _read_body(scope, receive, limit)
         if body is None:
             await _respond(send, 413, {"error": f"request body over {limit:,} bytes"})
             return
         await self.app(scope, _replay(body, receive), send)
+
+    def _upload_folder_full(self) -> bool:
+        """Uploads wait in Gradio's folder until they are published or deleted by age; past the bound, no more."""
+        if not self.settings.max_upload_folder_bytes or not self.settings.upload_folder:
+            return False
+        total = 0
+        for folder, _, files in os.walk(self.settings.upload_folder):
+            for name in files:
+                with contextlib.suppress(OSError):
+                    total += os.stat(os.path.join(folder, name)).st_size
+        return total >= self.settings.max_upload_folder_bytes
 
     def _same_origin(self, scope: Scope) -> bool:
         """A state-changing request must come from this server's own pages (or a configured origin)."""
