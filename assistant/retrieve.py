@@ -32,6 +32,10 @@ log = logging.getLogger(__name__)
 RELEVANCE_WEIGHTS = {"bias": -52.55, "cosine": 59.16, "coverage": 3.25}
 # Only the best fused candidates are judged (and reordered by relevance); the rest are never cited.
 JUDGED = 20
+# Two candidates whose relevance logits differ by less than this (about 0.002 of cosine) are tied: a difference
+# that small is below what the int8 model resolves (its vectors move by more across CPU kernels), so a tie is
+# ordered by rule (`tie_order`), never by the digits.
+TIE_LOGIT = 0.1
 # A 第X条 in a question is matched exactly only when few documents have that article.
 MAX_ARTICLE_MATCHES = 5
 
@@ -98,6 +102,34 @@ def prefer_in_force(ranked: list[Candidate]) -> list[Candidate]:
     return order
 
 
+def tie_order(candidate: Candidate) -> tuple[bool, bool, str, int]:
+    """How tied candidates are ordered: in force first, then policy clauses before interpretations (an
+    interpretation is cited together with the clause it explains; see answer/extractive.py), then their place in
+    the corpus (document id, clause order)."""
+    clause = candidate.clause
+    return (not clause.in_force(), clause.metadata.get("kind") == "interpretation", clause.doc_id, clause.order)
+
+
+def order_by_relevance(candidates: list[Candidate]) -> list[Candidate]:
+    """Exact 文号/条号 matches first, then by relevance; a run of candidates within `TIE_LOGIT` of the best of the
+    run is tied and ordered by `tie_order`."""
+    ranked = sorted(sorted(candidates, key=tie_order), key=lambda c: (c.exact, c.relevance), reverse=True)
+    ordered: list[Candidate] = []
+    run: list[Candidate] = []
+    for candidate in ranked:
+        if run and (candidate.exact != run[0].exact
+                    or _logit(run[0].relevance) - _logit(candidate.relevance) >= TIE_LOGIT):
+            ordered += sorted(run, key=tie_order)
+            run = []
+        run.append(candidate)
+    return ordered + sorted(run, key=tie_order)
+
+
+def _logit(p: float) -> float:
+    p = min(max(p, 1e-9), 1 - 1e-9)
+    return math.log(p / (1 - p))
+
+
 def relevance(cosine: float, coverage: float, weights: dict[str, float] | None = None) -> float:
     w = weights or RELEVANCE_WEIGHTS
     z = w["bias"] + w["cosine"] * cosine + w["coverage"] * coverage
@@ -155,13 +187,13 @@ class Retriever:
             if clause_id in by_id:
                 by_id[clause_id].exact = True
         self._fuse(by_id.values())
-        ranked = sorted(by_id.values(), key=lambda c: c.fused, reverse=True)
+        ranked = sorted(sorted(by_id.values(), key=tie_order), key=lambda c: c.fused, reverse=True)
         for candidate in ranked[:JUDGED]:
             candidate.coverage = self.lexical.coverage(tokens, self._passage(candidate.clause))
             candidate.relevance = relevance(candidate.dense, candidate.coverage)
         # the judged head is ordered by relevance (exact 文号/条号 matches first): the fusion finds candidates,
         # the relevance model, which weighs cosine against term coverage, orders them
-        ranked[:JUDGED] = sorted(ranked[:JUDGED], key=lambda c: (c.exact, c.relevance), reverse=True)
+        ranked[:JUDGED] = order_by_relevance(ranked[:JUDGED])
         ranked = prefer_in_force(ranked)
         if ranked and ranked[0].clause.clause_id in by_number:
             ranked[0].relevance = 1.0  # the question names a 文号 that this clause carries or cites

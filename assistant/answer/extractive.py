@@ -11,7 +11,7 @@ from assistant.config import AnswerSettings
 from assistant.index.lexical import LexicalIndex, tokenize
 from assistant.ingest.normalize import is_traditional, normalize, to_simplified, to_traditional
 from assistant.ingest.records import NOT_IN_FORCE, Clause, expired
-from assistant.retrieve import Candidate, Retrieval, bigrams, same_content
+from assistant.retrieve import JUDGED, Candidate, Retrieval, bigrams, same_content
 
 _SENTENCE = re.compile(r"[^。！？；!?;\n]+[。！？；!?;]?")
 _LEADING_MARKER = re.compile(
@@ -77,7 +77,7 @@ def compose(
     if not retrieval.relevant:
         return refusal(question, settings)
     chosen = _choose(retrieval.candidates, settings)
-    citations = _with_interpreted(chosen, fetch, settings)
+    citations = _with_interpreted(chosen, retrieval.candidates, fetch, settings)
     tokens = tokenize(retrieval.normalized)
     traditional = is_traditional(question)
     lines: list[str] = []
@@ -118,35 +118,62 @@ def _restates(line: str, sentences: list[str]) -> bool:
 def _choose(candidates: list[Candidate], settings: AnswerSettings) -> list[Candidate]:
     top = candidates[0]
     chosen = [top]
+    floor = _floor(top, settings)
     for candidate in candidates[1:]:
         if len(chosen) >= settings.max_citations:
             break
-        floor = max(0.5, settings.relative_relevance * top.relevance)
-        if (candidate.fused >= settings.relative_cut * top.fused and candidate.relevance >= floor
-                and candidate.coverage >= EXTRA_COVERAGE
+        if (candidate.fused >= settings.relative_cut * top.fused and _relevant_further(candidate, floor)
                 and not any(same_content(candidate.clause, c.clause) for c in chosen)):
             chosen.append(candidate)
     return chosen
 
 
-def _with_interpreted(chosen: list[Candidate], fetch: Callable[[list[str]], dict[str, Clause]],
-                      settings: AnswerSettings) -> list[Citation]:
-    """Citations in order; a cited interpretation brings the clause it explains right after it."""
+def _with_interpreted(chosen: list[Candidate], candidates: list[Candidate],
+                      fetch: Callable[[list[str]], dict[str, Clause]], settings: AnswerSettings) -> list[Citation]:
+    """Citations in order. An interpretation and the policy clause it explains are cited as a pair, the
+    interpretation first (it says it in plain words) and the clause right after it: when the interpretation is
+    chosen, its clause follows it; when the clause is chosen and a relevant interpretation of it was retrieved
+    (judged relevant as a further citation would be), that interpretation goes before it. Which of the two ranked
+    higher does not matter."""
+    floor = _floor(candidates[0], settings)
+    explaining: dict[str, Candidate] = {}
+    for candidate in candidates[:JUDGED]:
+        if candidate.clause.metadata.get("kind") == "interpretation" and _relevant_further(candidate, floor):
+            for clause_id in candidate.clause.refers_to:
+                explaining.setdefault(clause_id, candidate)
     wanted = [cid for c in chosen for cid in c.clause.refers_to]
     interpreted = fetch(wanted) if wanted else {}
     citations: list[Citation] = []
     seen: set[str] = set()
+
+    def cite(clause: Clause, score: float, role: str = "retrieved") -> None:
+        seen.add(clause.clause_id)
+        citations.append(Citation(len(citations) + 1, clause, score, role=role))
+
     for candidate in chosen:
-        if candidate.clause.clause_id in seen:
+        clause = candidate.clause
+        if clause.clause_id in seen:
             continue
-        seen.add(candidate.clause.clause_id)
-        citations.append(Citation(len(citations) + 1, candidate.clause, candidate.relevance))
-        for clause_id in candidate.clause.refers_to:
+        interpretation = explaining.get(clause.clause_id)
+        if interpretation is not None and interpretation.clause.clause_id not in seen:
+            cite(interpretation.clause, interpretation.relevance)
+            cite(clause, candidate.relevance, role="interpreted")
+            continue
+        cite(clause, candidate.relevance)
+        for clause_id in clause.refers_to:
             if clause_id in interpreted and clause_id not in seen:
-                seen.add(clause_id)
-                citations.append(Citation(len(citations) + 1, interpreted[clause_id], candidate.relevance,
-                                          role="interpreted"))
+                cite(interpreted[clause_id], candidate.relevance, role="interpreted")
     return citations
+
+
+def _floor(top: Candidate, settings: AnswerSettings) -> float:
+    return max(0.5, settings.relative_relevance * top.relevance)
+
+
+def _relevant_further(candidate: Candidate, floor: float) -> bool:
+    """Relevant enough to be cited beside the best clause: by relevance, and by containing the question's terms
+    (similarity alone is no evidence that a clause says anything about the question)."""
+    return candidate.relevance >= floor and candidate.coverage >= EXTRA_COVERAGE
 
 
 def _pick_sentences(citation: Citation, tokens: list[str], lexical: LexicalIndex, first: bool,
