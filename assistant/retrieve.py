@@ -144,12 +144,15 @@ class Retriever:
         self.settings = settings.retrieval
         self.embedder = embedder
         self.manifest = manifest or Manifest.read(index_dir)
-        if self.manifest.fingerprint != embedder.fingerprint:
+        if self.manifest.fingerprint not in embedder.query_fingerprints:
             raise AssistantError(
-                f"the index in {index_dir} was built with model {self.manifest.model!r}, "
-                f"not the configured {embedder.name!r}",
+                f"the index in {index_dir} was built with model {self.manifest.model!r} in another precision or "
+                f"with other prompts than the configured {embedder.name!r}",
                 "run `policy-assistant index` to rebuild it with the configured model",
             )
+        if self.manifest.fingerprint != embedder.fingerprint:
+            log.warning("the index in %s holds int8 vectors embedded in batches (before reproducible vectors); "
+                        "questions are answered from it, and the next `policy-assistant index` rebuilds it", index_dir)
         folder = generation_dir(index_dir, self.manifest.generation)
         self.lexical = LexicalIndex.load(folder / "lexical")
         self.exact: dict[str, list[str]] = json.loads((folder / "exact.json").read_text(encoding="utf-8"))

@@ -17,6 +17,10 @@ class CountingEmbedder:
         self._fake = DeterministicFakeEmbedding(size=384)
         self.embedded: list[str] = []
 
+    @property
+    def query_fingerprints(self) -> tuple[str, ...]:
+        return (self.fingerprint,)
+
     def _unit(self, text: str) -> list[float]:
         vector = np.asarray(self._fake.embed_query(text), dtype=np.float32)
         return list(map(float, vector / np.linalg.norm(vector)))

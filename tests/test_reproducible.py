@@ -74,3 +74,27 @@ def test_retrieval_decisions_do_not_change_with_how_the_corpus_was_published(tmp
     assert first == _decisions(one_by_one, embedder, questions)
     by_question = {q: labels for q, _, _, labels in first}
     assert by_question["政务公开考核分值是多少？"] == ("问答5", "8、（二）")  # the interpretation, then its clause
+
+
+def test_an_index_with_batched_int8_vectors_is_served_until_the_next_index_rebuilds_it(tmp_path: Path,
+                                                                                        embedder: Any):
+    """After an upgrade, questions are answered from an index whose int8 vectors were embedded in batches (questions
+    are embedded as before); the next `index` rebuilds it with vectors made one passage at a time."""
+    from assistant.config import Settings
+    from assistant.index.build import build_index
+    from assistant.index.registry import Registry
+    from assistant.service import Assistant
+
+    index = tmp_path / "index"
+    build_index([CORPUS], index, embedder)
+    legacy = embedder.query_fingerprints[1]
+    manifest = json.loads((index / "manifest.json").read_text(encoding="utf-8"))
+    (index / "manifest.json").write_text(json.dumps({**manifest, "fingerprint": legacy}), encoding="utf-8")
+    registry = Registry(index)
+    registry.set_meta("fingerprint", legacy)
+    registry.close()
+    answer = Assistant(Settings(index_dir=index), embedder=embedder).ask("政务公开考核分值是多少？")
+    assert not answer.refused and answer.citations
+    summary = build_index([CORPUS], index, embedder)
+    assert summary.switched and summary.documents == 2
+    assert json.loads((index / "manifest.json").read_text(encoding="utf-8"))["fingerprint"] == embedder.fingerprint

@@ -39,6 +39,15 @@ class ClauseEmbedder(Embeddings):
         """Identifies the vectors this embedder makes: model, prompts and precision."""
         return model_fingerprint(self.name, self.query_prefix, self.passage_prefix, self.quantized)
 
+    @property
+    def query_fingerprints(self) -> tuple[str, ...]:
+        """Fingerprints of indexes this embedder's questions can be answered from: its own, and for int8 the
+        indexes embedded in batches before passages were embedded alone (questions are embedded alike)."""
+        if not self.quantized:
+            return (self.fingerprint,)
+        legacy = hashlib.sha256(f"{self.name}|{self.query_prefix}|{self.passage_prefix}|int8".encode()).hexdigest()
+        return self.fingerprint, legacy[:12]
+
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         """Passage vectors. A quantised model quantises its activations over everything in one call, so a
         passage embedded in a batch gets a vector that depends on its batch-mates (a median cosine of 0.993 to
