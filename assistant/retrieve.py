@@ -32,10 +32,10 @@ log = logging.getLogger(__name__)
 RELEVANCE_WEIGHTS = {"bias": -52.55, "cosine": 59.16, "coverage": 3.25}
 # Only the best fused candidates are judged (and reordered by relevance); the rest are never cited.
 JUDGED = 20
-# Two candidates whose relevance logits differ by less than this (about 0.002 of cosine) are tied: a difference
-# that small is below what the int8 model resolves (its vectors move by more across CPU kernels), so a tie is
+# Two candidates whose relevance logits differ by less than this (about 0.0003 of cosine) are tied: a difference
+# that small is below what the int8 model resolves (floating-point kernels differ across CPUs), so a tie is
 # ordered by rule (`tie_order`), never by the digits.
-TIE_LOGIT = 0.1
+TIE_LOGIT = 0.02
 # A 第X条 in a question is matched exactly only when few documents have that article.
 MAX_ARTICLE_MATCHES = 5
 
