@@ -12,12 +12,16 @@ PREAMBLE = "前言"
 
 _CN = "〇零一二三四五六七八九十百千两"
 # (kind, pattern) in priority order; each pattern captures the marker (group "m") at the start of a line.
+# Spaces inside a marker (第 1 條, 第 一 章 總則) and hyphenated articles (第 8-1 條), as Taiwan and Hong Kong
+# print them.
 _MARKERS: list[tuple[str, re.Pattern[str]]] = [
-    ("bian", re.compile(rf"^(?P<m>第[{_CN}\d]+编)(?:\s+|$)")),
-    ("zhang", re.compile(rf"^(?P<m>第[{_CN}\d]+章)(?:\s+|$)")),
-    ("jie", re.compile(rf"^(?P<m>第[{_CN}\d]+[节節])(?:\s+|$)")),
-    ("tiao", re.compile(rf"^(?P<m>第[{_CN}\d]+[条條](?:之[{_CN}\d]+)?)(?![的所中至、]|规定|規定)")),
-    ("fujian", re.compile(r"^(?P<m>附\s*件\s*[\d一二三四五六七八九十]*)(?:[\s:：]|$)")),
+    ("bian", re.compile(rf"^(?P<m>第\s*[{_CN}\d]+\s*[编編])(?:\s+|$|(?=[\u4e00-\u9fff]))")),
+    ("zhang", re.compile(rf"^(?P<m>第\s*[{_CN}\d]+\s*章)(?:\s+|$|(?=[\u4e00-\u9fff]))")),
+    ("jie", re.compile(rf"^(?P<m>第\s*[{_CN}\d]+\s*[节節])(?:\s+|$|(?=[\u4e00-\u9fff]))")),
+    ("tiao", re.compile(rf"^(?P<m>第\s*[{_CN}\d]+(?:-\d+)?\s*[条條](?:之[{_CN}\d]+)?)(?![的所中至、]|规定|規定)")),
+    # an attachment starts with 附件 / 附件2 (/ 附件：) standing alone, or before its title; a line "附件：<title>"
+    # lists the attachments in the body (GB/T 9704's 附件说明)
+    ("fujian", re.compile(r"^(?P<m>附\s*件\s*[\d一二三四五六七八九十]*)(?:\s*[:：]?\s*$|\s+(?![:：]))")),
     ("qa", re.compile(r"^(?P<m>[问問])\s*[\d一二三四五六七八九十]*\s*[:：]")),
     ("cn_dun", re.compile(r"^(?P<m>[一二三四五六七八九十]{1,3}[、.．])")),
     ("num_dun", re.compile(r"^(?P<m>\d{1,2}[、])")),
@@ -26,6 +30,11 @@ _MARKERS: list[tuple[str, re.Pattern[str]]] = [
     ("num_dot", re.compile(r"^(?P<m>\d{1,2}[.．])(?!\d)")),
     ("circled", re.compile(r"^(?P<m>[①②③④⑤⑥⑦⑧⑨⑩])")),
 ]
+# The decimal outline of 预案 and 方案: 1 总则 / 1.1 编制目的 / 1.2.1 …; used only in a document that has it.
+_DECIMAL = re.compile(r"^(?P<m>\d{1,2}(?:[.．]\d{1,2}){0,3})[\s　]+(?=[^\s\d.．、|])")
+# A Markdown heading that is a bare Chinese numeral (## 三, ## 三 总体要求) numbers its section like 三、.
+_BARE_NUMERAL = re.compile(r"^(?P<m>[一二三四五六七八九十]{1,3})(?:\s+|$)")
+_DOTTED = re.compile(r"^\d{1,2}[.．]\d{1,2}[\s　]+\S")
 _ANSWER = re.compile(r"^[答]\s*[:：]")
 _MD_HEADING = re.compile(r"^(#{1,6})\s+(.*)$")
 _ARTICLE_LEVELS = ("bian", "zhang", "jie")
@@ -57,8 +66,12 @@ def canonical_marker(kind: str, marker: str) -> str:
     return marker
 
 
-def classify_line(line: str) -> tuple[str, str] | None:
-    """(kind, marker) if the line starts a numbered unit of policy structure."""
+def classify_line(line: str, decimal: bool = False) -> tuple[str, str] | None:
+    """(kind, marker) if the line starts a numbered unit of policy structure; with `decimal`, decimal outline
+    numbers (1, 1.1, 1.2.1) are units too, of kinds dec1, dec2 …"""
+    if decimal and (match := _DECIMAL.match(line)):
+        marker = match.group("m").replace("．", ".")
+        return f"dec{marker.count('.') + 1}", marker
     for kind, pattern in _MARKERS:
         match = pattern.match(line)
         if match:
@@ -66,10 +79,16 @@ def classify_line(line: str) -> tuple[str, str] | None:
     return None
 
 
+def uses_decimal_outline(lines: list[str]) -> bool:
+    """A document numbered 1 / 1.1 / 1.2.1 has several dotted headings."""
+    return sum(1 for line in lines if _DOTTED.match(line)) >= 2
+
+
 def parse_clauses(doc: PolicyDocument, max_chars: int = 400) -> list[Clause]:
     """Split `doc` into clauses: one per numbered leaf unit, plus the preamble; long ones into paragraphs."""
     lines = [line.strip() for line in doc.text.split("\n")]
     lines = _drop_title_line(lines, doc)
+    decimal = uses_decimal_outline(lines)
     stack: list[_Node] = []
     units: list[tuple[list[_Node], _Node]] = []
     preamble = _Node("preamble", PREAMBLE, "", 0)
@@ -83,14 +102,16 @@ def parse_clauses(doc: PolicyDocument, max_chars: int = 400) -> list[Clause]:
         heading = _MD_HEADING.match(line)
         if heading:
             hashes, text = heading.groups()
-            found = classify_line(text)
+            found = classify_line(text, decimal)
+            if not found and (bare := _BARE_NUMERAL.match(text)):
+                found = ("cn_dun", bare.group("m") + "、")
             kind, marker = found if found else (f"h{len(hashes)}", "")
             line = text
         elif _ANSWER.match(line) and current.kind == "qa":
             current.body.append(line)
             continue
         else:
-            found = classify_line(line)
+            found = classify_line(line, decimal)
             if not found:
                 current.body.append(line)
                 continue
@@ -156,7 +177,10 @@ def _label(ancestors: list[_Node], node: _Node) -> tuple[str, tuple[str, ...]]:
         start = next((i for i, k in enumerate(kinds) if k not in _ARTICLE_LEVELS), 0)
     if node.kind == "qa":
         return "", tuple(markers)
-    return "".join(markers[start:]) or PREAMBLE, tuple(markers)
+    # a decimal number already names its parents (1.2.1 is in 1.2): only the deepest one is cited
+    cited = [m for i, m in enumerate(markers[start:], start)
+             if not (kinds[i].startswith("dec") and i + 1 < len(kinds) and kinds[i + 1].startswith("dec"))]
+    return "".join(cited) or PREAMBLE, tuple(markers)
 
 
 def _to_clauses(doc: PolicyDocument, units: list[tuple[list[_Node], _Node]], max_chars: int) -> list[Clause]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections import Counter
 
 from assistant.ingest.normalize import normalize
 
@@ -18,31 +17,34 @@ _MAX_REPEATED_LINE = 80
 
 
 def clean_text(text: str, title: str = "") -> tuple[str, str]:
-    """Return (cleaned text, headline) — the headline is a scraped page title that was repeated.
+    """Return (cleaned text, headline) — the headline is a scraped page's title, repeated between its sections.
 
-    A short line that recurs verbatim is a headline the page repeated between sections: all copies
-    go, and the first is returned as the headline. The document's own title is kept once, at the top.
+    Debris is recognised by what it is, never by repetition alone (a 文号, a table cell or a legal sentence
+    may well recur): share/print/close links; the footer from 分享到 / 相关文章 on; and the page's headline —
+    its first line, when that line stands again further down — whose copies all go, the first being returned
+    as the headline. The document's own title is kept once, at the top.
     """
     lines = [line.rstrip() for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
-    keys = [normalize(line) for line in lines]
-    counts = Counter(k for k in keys if k)
-    repeated = {k for k, n in counts.items() if n > 1 and len(k) <= _MAX_REPEATED_LINE and not _is_numbered(k)}
+    keys = [normalize(line).lstrip("#").strip() for line in lines]
+    first = next((k for k in keys if k), "")
     title_key = normalize(title.lstrip("#").strip()) if title else ""
+    repeated_headline = (first if first and keys.count(first) > 1 and len(first) <= _MAX_REPEATED_LINE
+                         and not _is_numbered(first) else "")
     headline = ""
     kept: list[str] = []
     title_seen = False
-    for line, key in zip(lines, keys, strict=True):
-        bare = key.lstrip("#").strip()
+    for line, bare in zip(lines, keys, strict=True):
         if _FOOTER_START.match(bare) and len(bare) <= _MAX_REPEATED_LINE:
             break
         if _CHROME_LINE.match(bare):
             continue
-        if key in repeated or (title_key and bare == title_key):
-            if not headline and key in repeated:
-                headline = line.strip().lstrip("#").strip()
-            if bare == title_key and not title_seen:
+        if bare and bare == title_key:
+            if not title_seen:
                 title_seen = True
                 kept.append(line)
+            continue
+        if bare and bare == repeated_headline:
+            headline = headline or line.strip().lstrip("#").strip()
             continue
         kept.append(line)
     if headline and not title_key:
@@ -52,5 +54,5 @@ def clean_text(text: str, title: str = "") -> tuple[str, str]:
 
 
 def _is_numbered(key: str) -> bool:
-    # Repeated numbered items (e.g. the same "（一）…" under two sections) are content, not debris.
+    # A numbered line (（一）…, 第一条) is content, even at the top.
     return bool(re.match(r"^(第.{1,6}[章节条编]|[一二三四五六七八九十]+、|\d+[、.]|[（(].{1,3}[)）])", key))

@@ -13,8 +13,12 @@ import yaml
 
 from assistant.errors import CorpusError
 from assistant.ingest.clean import clean_text
+from assistant.ingest.encoding import decode_text
+from assistant.ingest.html import html_lines
+from assistant.ingest.layout import find_doc_number, read_layout
 from assistant.ingest.limits import Limits, check_file_size, check_front_matter, check_text, check_zip
 from assistant.ingest.normalize import normalize_doc_number
+from assistant.ingest.office import docx_lines, pdf_lines
 from assistant.ingest.records import PolicyDocument
 
 log = logging.getLogger(__name__)
@@ -26,8 +30,7 @@ FIELDS = (
 )
 KINDS = ("policy", "interpretation")
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|\Z)", re.S)
-# A 文号 such as 国办发〔2018〕23号 standing on a line of its own near the top of a document.
-_DOC_NUMBER_LINE = re.compile(r"^\s*([\u4e00-\u9fff]{1,12}〔(?:19|20)\d{2}〕\s*\d{1,4}\s*[号號])\s*$")
+_HTML_COMMENT = re.compile(r"<!--.*?-->", re.S)
 
 
 @dataclass
@@ -87,18 +90,22 @@ def load_document(file: Path, root: Path | None = None,
     meta: dict[str, object] = {}
     if suffix in (".docx",):
         check_zip(data, name, limits)
-        text = _docx_text(data, name)
+        text = "\n".join(docx_lines(data, name))
     elif suffix == ".pdf":
-        text = _pdf_text(data, name, limits)
+        lines, how = pdf_lines(data, name, limits)
+        text = "\n".join(lines)
+        meta.update(how)
     else:
         text = decode_text(data, name)
         if suffix in (".html", ".htm"):
-            text, html_title = _html_text(text)
+            lines, html_title = html_lines(text)
+            text = "\n".join(lines)
             if html_title:
-                meta["title"] = html_title
+                meta["html_title"] = html_title
         elif suffix in (".md", ".markdown"):
             front, text = split_front_matter(text, name, limits)
             meta.update(front)
+            text = _HTML_COMMENT.sub("", text)
     check_text(len(text), name, limits)
     if not text.strip():
         raise CorpusError(name, "no text found", "a scanned PDF needs OCR before it can be indexed")
@@ -106,13 +113,18 @@ def load_document(file: Path, root: Path | None = None,
 
 
 def build_document(doc_id: str, text: str, meta: dict[str, object], source: str = "") -> PolicyDocument:
-    """Clean the text and fill metadata, inferring the title and 文号 where front matter lacks them."""
+    """Clean the text and fill metadata: front matter first, then what the layout says (a portal's metadata
+    block, the 版头, the sign-off), then inference from the text."""
     values = {key: _as_text(meta.get(key)) for key in FIELDS}
-    extra = {str(k): _as_text(v) for k, v in meta.items() if k not in FIELDS}
-    cleaned, headline = clean_text(text, values["title"])
+    extra = {str(k): _as_text(v) for k, v in meta.items() if k not in FIELDS and k != "html_title"}
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    layout = read_layout(lines, values["title"])
+    extra.update({k: v for k, v in layout.extra.items() if k not in ("title", "doc_number", "issuer")})
+    cleaned, headline = clean_text("\n".join(layout.lines), values["title"] or layout.title)
     if headline:
         extra["headline"] = headline
-    title = values["title"] or headline or _first_line(cleaned)
+    html_title = _as_text(meta.get("html_title"))
+    title = values["title"] or layout.title or headline or html_title or _first_line(cleaned)
     kind = values["kind"] or "policy"
     if kind not in KINDS:
         raise CorpusError(source or doc_id, f"front matter field 'kind' is {kind!r}",
@@ -121,9 +133,9 @@ def build_document(doc_id: str, text: str, meta: dict[str, object], source: str 
         doc_id=doc_id,
         title=title,
         text=cleaned,
-        doc_number=normalize_doc_number(values["doc_number"]) or _infer_doc_number(cleaned),
-        issuer=values["issuer"],
-        publish_date=values["publish_date"],
+        doc_number=normalize_doc_number(values["doc_number"]) or layout.doc_number or _infer_doc_number(cleaned),
+        issuer=values["issuer"] or layout.issuer,
+        publish_date=values["publish_date"] or layout.date,
         effective_date=values["effective_date"],
         expiry_date=values["expiry_date"],
         status=values["status"] or "现行有效",
@@ -154,23 +166,6 @@ def split_front_matter(text: str, name: str,
     return front, text[match.end():]
 
 
-def decode_text(data: bytes, name: str) -> str:
-    """Decode UTF-8 (with or without BOM) or GBK/GB18030, else whatever charset-normalizer finds."""
-    if b"\x00" in data[:8192] and not data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise CorpusError(name, "binary content in a text file", "is the file extension right?")
-    for encoding in ("utf-8-sig", "gb18030"):
-        try:
-            return data.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-    from charset_normalizer import from_bytes
-
-    best = from_bytes(data).best()
-    if best is None:
-        raise CorpusError(name, "unknown text encoding", "save the file as UTF-8")
-    return str(best)
-
-
 def _as_text(value: object) -> str:
     if value is None:
         return ""
@@ -190,62 +185,9 @@ def _first_line(text: str) -> str:
 
 
 def _infer_doc_number(text: str) -> str:
+    """A 文号 standing on a line of its own near the top of the text."""
     for line in text.splitlines()[:12]:
-        match = _DOC_NUMBER_LINE.match(normalize_doc_number(line))
-        if match:
-            return re.sub(r"\s+", "", match.group(1))
+        number = find_doc_number(line)
+        if number and len(line.strip()) <= len(number) + 4:
+            return number
     return ""
-
-
-def _html_text(html: str) -> tuple[str, str]:
-    from bs4 import BeautifulSoup
-
-    soup = BeautifulSoup(html, "html.parser")
-    for tag in soup(["script", "style", "nav", "header", "footer", "noscript", "iframe", "form"]):
-        tag.decompose()
-    heading = soup.find("h1")
-    title = heading.get_text(" ", strip=True) if heading else ""
-    if not title and soup.title:
-        title = soup.title.get_text(" ", strip=True)
-    if soup.title:
-        soup.title.decompose()
-    body = soup.body or soup
-    lines = [line.strip() for line in body.get_text("\n").splitlines()]
-    return "\n".join(line for line in lines if line), title
-
-
-def _docx_text(data: bytes, name: str) -> str:
-    import io
-    import zipfile
-
-    from docx import Document
-
-    try:
-        document = Document(io.BytesIO(data))
-    except (zipfile.BadZipFile, KeyError, ValueError) as e:
-        raise CorpusError(name, f"not a readable DOCX file ({e.__class__.__name__}: {e})") from e
-    lines = [p.text for p in document.paragraphs]
-    for table in document.tables:
-        for row in table.rows:
-            lines.append(" | ".join(cell.text.strip() for cell in row.cells))
-    return "\n".join(lines)
-
-
-def _pdf_text(data: bytes, name: str, limits: Limits) -> str:
-    """The text layer, page by page, stopping as soon as it passes the text bound (pypdf bounds each stream's
-    decompression itself)."""
-    import io
-
-    from pypdf import PdfReader
-    from pypdf.errors import PyPdfError
-
-    pages: list[str] = []
-    size = 0
-    try:
-        for page in PdfReader(io.BytesIO(data)).pages:
-            pages.append(page.extract_text() or "")
-            size += len(pages[-1]) + 1
-            check_text(size, name, limits)
-    except (PyPdfError, ValueError, KeyError, TypeError) as e:
-        raise CorpusError(name, f"not a readable PDF file ({e.__class__.__name__}: {e})") from e
-    return "\n".join(pages)

@@ -1,0 +1,74 @@
+"""HTML → lines that follow the page's block structure (paragraphs, headings, list items, table rows), and the
+metadata a government portal prints above a document (标题, 发文字号, 发文机关, 成文日期 …)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+_BLOCKS = {"p", "div", "section", "article", "main", "h1", "h2", "h3", "h4", "h5", "h6", "li", "ul", "ol", "dl",
+           "dt", "dd", "table", "thead", "tbody", "tfoot", "tr", "blockquote", "pre", "center", "form", "header",
+           "footer", "aside", "figure", "figcaption", "caption", "address", "hr"}
+_DROP = ("script", "style", "nav", "header", "footer", "noscript", "iframe", "form", "select", "button", "template",
+         "svg")
+_SPACES = re.compile(r"[ \t\r\n\xa0]+")
+# a line break in the source between two Chinese characters is layout, not a space (<span>（</span>\n<span>二)
+_CJK_BREAK = re.compile(r"(?<=[^\x00-\x7f])[ \t]*[\r\n]+\s*(?=[^\x00-\x7f])")
+
+
+def html_lines(html: str) -> tuple[list[str], str]:
+    """(lines of text, the page's <h1> or <title>). Inline elements join into their block's line; a table row is
+    one line, its cells in order separated by " | "; <br> breaks a line."""
+    from bs4 import BeautifulSoup, Comment
+
+    soup = BeautifulSoup(html, "html.parser")
+    for tag in soup(_DROP):
+        tag.decompose()
+    for comment in soup.find_all(string=lambda s: isinstance(s, Comment)):
+        comment.extract()
+    heading = soup.find("h1")
+    title = _clean(heading.get_text(" ")) if heading else ""
+    if not title and soup.title:
+        title = _clean(soup.title.get_text(" "))
+    if soup.title:
+        soup.title.decompose()
+    lines: list[str] = []
+    current: list[str] = []
+    _walk(soup.body or soup, lines, current)
+    _flush(lines, current)
+    return lines, title
+
+
+def _walk(node: Any, lines: list[str], current: list[str]) -> None:
+    from bs4 import NavigableString, Tag
+
+    for child in node.children:
+        if isinstance(child, NavigableString):
+            current.append(str(child))
+        elif isinstance(child, Tag):
+            name = child.name.lower()
+            if name == "br":
+                _flush(lines, current)
+            elif name == "tr":
+                _flush(lines, current)
+                cells = [_clean(cell.get_text(" ")) for cell in child.find_all(["td", "th"], recursive=False)]
+                row = " | ".join(c for c in cells if c)
+                if row:
+                    lines.append(row)
+            elif name in _BLOCKS:
+                _flush(lines, current)
+                _walk(child, lines, current)
+                _flush(lines, current)
+            else:
+                _walk(child, lines, current)
+
+
+def _flush(lines: list[str], current: list[str]) -> None:
+    text = _clean("".join(current))
+    if text:
+        lines.append(text)
+    current.clear()
+
+
+def _clean(text: str) -> str:
+    return _SPACES.sub(" ", _CJK_BREAK.sub("", text)).strip()
