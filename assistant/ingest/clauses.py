@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from assistant.ingest.layout import tidy_title
 from assistant.ingest.records import Clause, PolicyDocument
 
 CHUNKING_VERSION = "1"
@@ -18,10 +19,11 @@ _MARKERS: list[tuple[str, re.Pattern[str]]] = [
     ("bian", re.compile(rf"^(?P<m>第\s*[{_CN}\d]+\s*[编編])(?:\s+|$|(?=[\u4e00-\u9fff]))")),
     ("zhang", re.compile(rf"^(?P<m>第\s*[{_CN}\d]+\s*章)(?:\s+|$|(?=[\u4e00-\u9fff]))")),
     ("jie", re.compile(rf"^(?P<m>第\s*[{_CN}\d]+\s*[节節])(?:\s+|$|(?=[\u4e00-\u9fff]))")),
-    ("tiao", re.compile(rf"^(?P<m>第\s*[{_CN}\d]+(?:-\d+)?\s*[条條](?:之[{_CN}\d]+)?)(?![的所中至、]|规定|規定)")),
+    ("tiao", re.compile(rf"^(?P<m>第\s*[{_CN}\d]+(?:-\d+)?\s*[条條](?:之[{_CN}\d]+)?)(?![的所中至、第]|规定|規定)")),
     # an attachment starts with 附件 / 附件2 (/ 附件：) standing alone, or before its title; a line "附件：<title>"
     # lists the attachments in the body (GB/T 9704's 附件说明)
-    ("fujian", re.compile(r"^(?P<m>附\s*件\s*[\d一二三四五六七八九十]*)(?:\s*[:：]?\s*$|\s+(?![:：]))")),
+    ("fujian", re.compile(r"^(?P<m>附\s*件\s*[\d一二三四五六七八九十]*|附(?=\s*[:：]\s*$))"
+                          r"(?:\s*[:：]?\s*$|\s+(?![:：]))")),
     ("qa", re.compile(r"^(?P<m>[问問])\s*[\d一二三四五六七八九十]*\s*[:：]")),
     ("cn_dun", re.compile(r"^(?P<m>[一二三四五六七八九十]{1,3}[、.．])")),
     ("num_dun", re.compile(r"^(?P<m>\d{1,2}[、])")),
@@ -31,7 +33,9 @@ _MARKERS: list[tuple[str, re.Pattern[str]]] = [
     ("circled", re.compile(r"^(?P<m>[①②③④⑤⑥⑦⑧⑨⑩])")),
 ]
 # The decimal outline of 预案 and 方案: 1 总则 / 1.1 编制目的 / 1.2.1 …; used only in a document that has it.
-_DECIMAL = re.compile(r"^(?P<m>\d{1,2}(?:[.．]\d{1,2}){0,3})[\s　]+(?=[^\s\d.．、|])")
+_DECIMAL = re.compile(r"^(?P<m>\d{1,2}(?:[.．]\d{1,2}){0,3})(?:[.．](?=[\u4e00-\u9fff])|[\s　]+(?=[^\s\d.．、|]))")
+# Text extracted from a PDF may run a heading into the next one: "1．总  则 1.1  编制目的".
+_RUN_ON = re.compile(r"(?<=\S)[ 　]+(?=\d{1,2}(?:[.．]\d{1,2}){0,3}(?:[.．](?=[\u4e00-\u9fff])|[ 　]{2,})\S)")
 # A Markdown heading that is a bare Chinese numeral (## 三, ## 三 总体要求) numbers its section like 三、.
 _BARE_NUMERAL = re.compile(r"^(?P<m>[一二三四五六七八九十]{1,3})(?:\s+|$)")
 _DOTTED = re.compile(r"^\d{1,2}[.．]\d{1,2}[\s　]+\S")
@@ -63,6 +67,8 @@ def canonical_marker(kind: str, marker: str) -> str:
         return marker[:-1] + "."
     if kind in ("jie", "tiao"):
         return marker.replace("節", "节").replace("條", "条")
+    if kind == "fujian" and marker == "附":
+        return "附件"  # 附： heads an attachment as 附件 does
     return marker
 
 
@@ -79,6 +85,16 @@ def classify_line(line: str, decimal: bool = False) -> tuple[str, str] | None:
     return None
 
 
+def _split_run_on(line: str) -> list[str]:
+    """A line holding several decimal headings is split before each one that follows a short heading."""
+    parts: list[str] = []
+    rest = line
+    while (match := _RUN_ON.search(rest)) and len(rest[:match.start()]) <= 20 and _DECIMAL.match(rest):
+        parts.append(rest[:match.start()].strip())
+        rest = rest[match.end():]
+    return [*parts, rest]
+
+
 def uses_decimal_outline(lines: list[str]) -> bool:
     """A document numbered 1 / 1.1 / 1.2.1 has several dotted headings."""
     return sum(1 for line in lines if _DOTTED.match(line)) >= 2
@@ -89,6 +105,8 @@ def parse_clauses(doc: PolicyDocument, max_chars: int = 400) -> list[Clause]:
     lines = [line.strip() for line in doc.text.split("\n")]
     lines = _drop_title_line(lines, doc)
     decimal = uses_decimal_outline(lines)
+    if decimal:
+        lines = [part for line in lines for part in _split_run_on(line)]
     stack: list[_Node] = []
     units: list[tuple[list[_Node], _Node]] = []
     preamble = _Node("preamble", PREAMBLE, "", 0)
@@ -135,7 +153,7 @@ def _drop_title_line(lines: list[str], doc: PolicyDocument) -> list[str]:
     for i, line in enumerate(lines):
         if not line:
             continue
-        if line.lstrip("#").strip() in titles:
+        if line.lstrip("#").strip() in titles or tidy_title(line.lstrip("#").strip()) in titles:
             return lines[:i] + lines[i + 1:]
         break
     return lines

@@ -25,6 +25,7 @@ def clean_text(text: str, title: str = "") -> tuple[str, str]:
     as the headline. The document's own title is kept once, at the top.
     """
     lines = [line.rstrip() for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
+    lines = drop_contents(lines)
     keys = [normalize(line).lstrip("#").strip() for line in lines]
     first = next((k for k in keys if k), "")
     title_key = normalize(title.lstrip("#").strip()) if title else ""
@@ -51,6 +52,24 @@ def clean_text(text: str, title: str = "") -> tuple[str, str]:
         kept.insert(0, headline)
     cleaned = re.sub(r"\n{3,}", "\n\n", "\n".join(kept)).strip()
     return cleaned + "\n", headline
+
+
+def drop_contents(lines: list[str]) -> list[str]:
+    """A table of contents (目录) at the top: a run of headings that all stand again, in order, in the body.
+    It starts at the first line that recurs and ends where that line stands again."""
+    keys = [re.sub(r"\s+", "", normalize(line)) for line in lines]
+    nonblank = [i for i, k in enumerate(keys) if k]
+    for i in nonblank[:40]:
+        again = next((j for j in range(i + 1, len(keys)) if keys[j] == keys[i]), None)
+        if again is None:
+            continue
+        run = [k for k in keys[i:again] if k]
+        later = {k[:6] for k in keys[again:]}  # a contents line may hold two headings, the body one and its text
+        if len(run) >= 3 and sum(k[:6] in later for k in run) >= 0.8 * len(run):
+            start = i - 1 if i and keys[i - 1] in ("目录", "目次") else i
+            return lines[:start] + lines[again:]
+        return lines
+    return lines
 
 
 def _is_numbered(key: str) -> bool:

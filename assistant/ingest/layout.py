@@ -24,9 +24,14 @@ _PORTAL_KEYS = {
     "索引号": "index_number", "索引號": "index_number", "主题分类": "category", "主題分類": "category",
     "主题词": "keywords", "主題詞": "keywords", "有效性": "validity", "时效": "validity", "生成日期": "",
     "体裁分类": "", "组配分类": "", "信息来源": "", "来源": "", "浏览次数": "", "访问量": "", "作者": "",
+    "修正日期": "published", "修訂日期": "published", "生效狀態": "validity", "生效状态": "validity",
+    "法規類別": "category", "法规类别": "category", "廢止日期": "repealed", "施行日期": "effective",
 }
 _KEY = "|".join(sorted((re.escape(k) for k in _PORTAL_KEYS), key=len, reverse=True))
 _PORTAL_CELL = re.compile(rf"^\s*(?P<key>{_KEY})\s*[:：]\s*(?P<value>.*)$")
+# a law's 题注: 2019年10月22日中华人民共和国国务院令第722号公布 / 2020年1月1日施行
+_PROMULGATION = re.compile(r"^[（(]?\s*(?:19|20)\d{2}\s*年\s*\d{1,2}\s*月\s*\d{1,2}\s*日.{0,80}?"
+                           r"(?:通过|通過|公布|施行|修正|修订|修訂|发布|發布)[^。]{0,40}[）)]?$")
 _PAGE_NUMBER = re.compile(r"^[\s—–\-－―一_]*(?:第\s*)?\d{1,4}(?:\s*页)?"
                           r"(?:\s*[/／]\s*\d{1,4}|\s*共\s*\d{1,4}\s*页)?[\s—–\-－―一_]*$")
 _DATE = re.compile(r"^\s*(?P<y>(?:19|20)\d{2}|[〇零一二三四五六七八九]{4})\s*年"
@@ -59,16 +64,30 @@ class Layout:
     extra: dict[str, str] = field(default_factory=dict)
 
 
+def tidy_title(title: str) -> str:
+    """A title on one line, without the spaces a PDF or a wrapped line put between Chinese and digits, and without
+    a collection's index number in front (18-湖南省防汛应急预案)."""
+    title = re.sub(r"^\d{1,3}-(?=[\u4e00-\u9fff])", "", re.sub(r"\s+", " ", title).strip())
+    return re.sub(r"(?<=[\u4e00-\u9fff\d）》]) (?=[\u4e00-\u9fff\d（《])", "", title)
+
+
 def find_doc_number(text: str) -> str:
+    """The first 文号 in the text, as it is cited (国务院令第722号 for 中华人民共和国国务院令第722号)."""
     match = DOC_NUMBER.search(normalize_doc_number(text))
-    return re.sub(r"\s+", "", match.group(0)) if match else ""
+    if not match:
+        return ""
+    return re.sub(r"^(?:中华人民共和国|中華人民共和國)(?=\S+令)", "", re.sub(r"\s+", "", match.group(0)))
 
 
 def read_layout(lines: list[str], known_title: str = "") -> Layout:
     """Read the portal metadata, the 版头 and the sign-off off the document's lines."""
     layout = Layout([])
     body = [line for line in (_portal(line, layout) for line in lines) if line is not None]
-    body = [line for line in body if not _PAGE_NUMBER.match(line) or not line.strip()]
+    layout.extra.pop("_continues", None)
+    # page numbers, （此件公开发布） and 抄送/印发 lines are never content, wherever they stand
+    body = [line for line in body if not line.strip() or not (_PAGE_NUMBER.match(line) or
+                                                             _PUBLICITY.match(line.strip()) or
+                                                             _DISTRIBUTION.match(line.strip()))]
     body = _head(body, layout, known_title)
     layout.lines = _tail(body, layout)
     return layout
@@ -77,6 +96,10 @@ def read_layout(lines: list[str], known_title: str = "") -> Layout:
 def _portal(line: str, layout: Layout) -> str | None:
     """A line of the portal's metadata block (a table row of key | value cells, or one "key：value" line) is
     recorded and removed; any other line is returned as it is."""
+    if layout.extra.get("_continues") and re.match(r"^[\u3000 \t]{4,}\S", line):
+        return None  # the value of the key above, wrapped (生效狀態：… / 　　　　　本法…)
+    layout.extra.pop("_continues", None)
+    line = re.sub(r"^(\S)[\u3000 ]+(\S)(?=[:：])", r"\1\2", line.strip())  # 名　　稱： → 名稱：
     cells = [c.strip() for c in line.split(" | ")] if " | " in line else [line.strip()]
     pairs: list[tuple[str, str]] = []
     i = 0
@@ -95,6 +118,7 @@ def _portal(line: str, layout: Layout) -> str | None:
         name = _PORTAL_KEYS[key]
         if name and value and name not in layout.extra:
             layout.extra[name] = value
+    layout.extra["_continues"] = "1"
     return None
 
 
@@ -105,16 +129,23 @@ def _head(lines: list[str], layout: Layout, known_title: str) -> list[str]:
     layout.issuer = extra.get("issuer", "")
     layout.title = extra.get("title", "")
     layout.date = _iso(extra.get("written", "")) or _iso(extra.get("published", ""))
-    first = [i for i, line in enumerate(lines) if line.strip()][:8]
+    first = [i for i, line in enumerate(lines) if line.strip()][:10]
     drop: set[int] = set()
     for i in first:
         line = lines[i].strip()
         if flag := _FLAG.match(line):
             layout.issuer = layout.issuer or flag.group("issuer")
             drop.add(i)
-        elif (number := find_doc_number(line)) and len(line) <= len(number) + 24:
+        elif (number := find_doc_number(line)) and len(line) <= len(number) + 14 and not re.search(r"[《（(]", line):
             layout.doc_number = layout.doc_number or number
             drop.add(i)  # the 发文字号 line (with the 签发人 on it in 上行文)
+        elif _PROMULGATION.match(line):
+            layout.extra.setdefault("promulgation", "")
+            layout.extra["promulgation"] = (layout.extra["promulgation"] + " " + line).strip()
+            layout.doc_number = layout.doc_number or find_doc_number(line)
+            if "公布" in line or "發布" in line or "发布" in line or not layout.date:
+                layout.date = _iso(line) or layout.date
+            drop.add(i)
     candidates = [i for i in first if i not in drop]
     title_at = _title_lines(lines, candidates, known_title or layout.title)
     if title_at:
@@ -139,13 +170,15 @@ def _title_lines(lines: list[str], candidates: list[int], known: str) -> list[in
         if known:
             if line == known:
                 return [candidates[k]]
-            if k + 1 < len(texts) and line + texts[k + 1] == known:
-                return [candidates[k], candidates[k + 1]]
+            for end in (k + 1, k + 2):
+                if end < len(texts) and "".join(texts[k:end + 1]) == known:
+                    return candidates[k:end + 1]
             continue
         if len(line) <= 60 and _TITLE_END.search(line) and not _SENTENCE_END.search(line):
-            if k and _first_half(texts[k - 1]):
-                return [candidates[k - 1], candidates[k]]
-            return [candidates[k]]
+            start = k
+            while start > 0 and k - start < 2 and _first_half(texts[start - 1]):
+                start -= 1  # a title wrapped over two or three lines
+            return candidates[start:k + 1]
     return []
 
 

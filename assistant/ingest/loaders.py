@@ -15,7 +15,7 @@ from assistant.errors import CorpusError
 from assistant.ingest.clean import clean_text
 from assistant.ingest.encoding import decode_text
 from assistant.ingest.html import html_lines
-from assistant.ingest.layout import find_doc_number, read_layout
+from assistant.ingest.layout import find_doc_number, read_layout, tidy_title
 from assistant.ingest.limits import Limits, check_file_size, check_front_matter, check_text, check_zip
 from assistant.ingest.normalize import normalize_doc_number
 from assistant.ingest.office import docx_lines, pdf_lines
@@ -102,10 +102,11 @@ def load_document(file: Path, root: Path | None = None,
             text = "\n".join(lines)
             if html_title:
                 meta["html_title"] = html_title
-        elif suffix in (".md", ".markdown"):
-            front, text = split_front_matter(text, name, limits)
-            meta.update(front)
-            text = _HTML_COMMENT.sub("", text)
+        else:
+            if suffix in (".md", ".markdown"):
+                front, text = split_front_matter(text, name, limits)
+                meta.update(front)
+            text = _HTML_COMMENT.sub("", text)  # <!-- … --> in Markdown (and Markdown saved as .txt)
     check_text(len(text), name, limits)
     if not text.strip():
         raise CorpusError(name, "no text found", "a scanned PDF needs OCR before it can be indexed")
@@ -124,7 +125,7 @@ def build_document(doc_id: str, text: str, meta: dict[str, object], source: str 
     if headline:
         extra["headline"] = headline
     html_title = _as_text(meta.get("html_title"))
-    title = values["title"] or layout.title or headline or html_title or _first_line(cleaned)
+    title = tidy_title(values["title"] or layout.title or headline or html_title or _first_line(cleaned) or doc_id)
     kind = values["kind"] or "policy"
     if kind not in KINDS:
         raise CorpusError(source or doc_id, f"front matter field 'kind' is {kind!r}",
@@ -177,10 +178,13 @@ def _as_text(value: object) -> str:
 
 
 def _first_line(text: str) -> str:
+    """The first line, when it can be a title: not a numbered unit (第 1 條, 第一章, 一、) and not a sentence."""
+    from assistant.ingest.clauses import classify_line
+
     for line in text.splitlines():
         line = line.strip().lstrip("#").strip()
         if line:
-            return line[:80]
+            return "" if classify_line(line) or re.search(r"[。；]", line) else line[:80]
     return ""
 
 

@@ -79,14 +79,14 @@ def _without_running_lines(pages: list[list[str]]) -> list[str]:
     edges: Counter[str] = Counter()
     for lines in pages:
         kept = [line.strip() for line in lines if line.strip()]
-        for line in set(kept[:2] + kept[-2:]):
+        for line in set(kept[:3] + kept[-3:]):
             edges[_page_key(line)] += 1
     running = {key for key, n in edges.items() if n >= max(3, len(pages) * 0.6)}
     out: list[str] = []
     for lines in pages:
         kept = [line for line in lines if line.strip()]
-        head = [i for i in range(min(2, len(kept))) if _page_key(kept[i].strip()) in running]
-        tail = [i for i in range(max(0, len(kept) - 2), len(kept)) if _page_key(kept[i].strip()) in running]
+        head = [i for i in range(min(3, len(kept))) if _page_key(kept[i].strip()) in running]
+        tail = [i for i in range(max(0, len(kept) - 3), len(kept)) if _page_key(kept[i].strip()) in running]
         out += [line for i, line in enumerate(kept) if i not in head and i not in tail]
     return out
 
