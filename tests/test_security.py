@@ -225,9 +225,10 @@ def test_wechat_refuses_absurd_timestamps_and_replayed_signatures(site: Site):
     response = httpx.get(f"{site.base}/wechat", params={**_signed("9" * 400, "n"), "echostr": "e"})
     assert response.status_code == 403
     params = _signed(str(int(time.time())), f"n{time.time_ns()}")
-    first = httpx.post(f"{site.base}/wechat", params=params, content=_text_message(1001, "帮助"), timeout=30)
+    body = _text_message(1001, "帮助")
+    first = httpx.post(f"{site.base}/wechat", params=params, content=body, timeout=30)
     assert first.status_code == 200 and "例如" in first.text
-    again = httpx.post(f"{site.base}/wechat", params=params, content=_text_message(1001, "帮助"), timeout=30)
+    again = httpx.post(f"{site.base}/wechat", params=params, content=body, timeout=30)
     assert again.status_code == 200  # WeChat's own re-delivery: the same body
     other = httpx.post(f"{site.base}/wechat", params=params, content=_text_message(1002, "帮助"), timeout=30)
     assert other.status_code == 403
