@@ -125,8 +125,16 @@ def preview_html(documents: list[PolicyDocument], replacing: dict[str, str], max
         if doc.doc_id in replacing:
             warning = (f"<p class='pa-replaces'>⚠ 发布将替换 {html.escape(replacing[doc.doc_id])}。"
                        "旧版本会保留在历史版本中，可随时恢复；发布前请勾选“确认替换”。</p>")
+        inferred = " · ".join(f"{name}：{html.escape(value)}" for name, value in (
+            ("标题", doc.title), ("文号", doc.doc_number or "（未识别）"), ("发文机关", doc.issuer or "（未识别）"),
+            ("日期", doc.publish_date or "（未识别）")))
+        ocr = ""
+        if doc.extra.get("ocr"):
+            ocr = (f"<p class='pa-ocr'>⚠ 本文件为扫描件，文字由 OCR 识别（{html.escape(doc.extra['ocr'])}），"
+                   "请逐条核对。</p>")
         parts.append(f"<h4>《{html.escape(doc.title)}》 {html.escape(doc.doc_number)} · {html.escape(doc.status)} · "
-                     f"{len(clauses)} 条款</h4>{warning}<table class='pa-preview'>{rows}</table>")
+                     f"{len(clauses)} 条款</h4><p class='pa-inferred'>识别结果：{inferred}（可在上方表单中更正）</p>"
+                     f"{ocr}{warning}<table class='pa-preview'>{rows}</table>")
     return "".join(parts)
 
 

@@ -19,11 +19,11 @@ _MARKERS: list[tuple[str, re.Pattern[str]]] = [
     ("bian", re.compile(rf"^(?P<m>第\s*[{_CN}\d]+\s*[编編])(?:\s+|$|(?=[\u4e00-\u9fff]))")),
     ("zhang", re.compile(rf"^(?P<m>第\s*[{_CN}\d]+\s*章)(?:\s+|$|(?=[\u4e00-\u9fff]))")),
     ("jie", re.compile(rf"^(?P<m>第\s*[{_CN}\d]+\s*[节節])(?:\s+|$|(?=[\u4e00-\u9fff]))")),
-    ("tiao", re.compile(rf"^(?P<m>第\s*[{_CN}\d]+(?:-\d+)?\s*[条條](?:之[{_CN}\d]+)?)(?![的所中至、第]|规定|規定)")),
+    ("tiao", re.compile(rf"^(?P<m>第\s*[{_CN}\d]+(?:-\d+)?\s*[条條](?:之[{_CN}\d]+)?)(?![的所中至、]|第[（(]|规定|規定)")),
     # an attachment starts with 附件 / 附件2 (/ 附件：) standing alone, or before its title; a line "附件：<title>"
     # lists the attachments in the body (GB/T 9704's 附件说明)
     ("fujian", re.compile(r"^(?P<m>附\s*件\s*[\d一二三四五六七八九十]*|附(?=\s*[:：]\s*$))"
-                          r"(?:\s*[:：]?\s*$|\s+(?![:：]))")),
+                          r"(?:\s*[:：.．]?\s*$|\s+(?![:：]))")),
     ("qa", re.compile(r"^(?P<m>[问問])\s*[\d一二三四五六七八九十]*\s*[:：]")),
     ("cn_dun", re.compile(r"^(?P<m>[一二三四五六七八九十]{1,3}[、.．])")),
     ("num_dun", re.compile(r"^(?P<m>\d{1,2}[、])")),
@@ -40,6 +40,9 @@ _RUN_ON = re.compile(r"(?<=\S)[ 　]+(?=\d{1,2}(?:[.．]\d{1,2}){0,3}(?:[.．](?
 _BARE_NUMERAL = re.compile(r"^(?P<m>[一二三四五六七八九十]{1,3})(?:\s+|$)")
 _DOTTED = re.compile(r"^\d{1,2}[.．]\d{1,2}[\s　]+\S")
 _ANSWER = re.compile(r"^[答]\s*[:：]")
+# "附件：1. …" lists the attachments in the body; the short numbered lines after it continue the list
+_ATTACHMENT_LIST = re.compile(r"^附\s*件\s*[:：]\s*\S")
+_LIST_ITEM = re.compile(r"^\d{1,2}\s*[.．、]\s*[^。；]{2,40}$")
 _MD_HEADING = re.compile(r"^(#{1,6})\s+(.*)$")
 _ARTICLE_LEVELS = ("bian", "zhang", "jie")
 _ITEM_KINDS = ("cn_dun", "num_dun", "paren_cn", "paren_num", "num_dot", "circled")
@@ -112,6 +115,7 @@ def parse_clauses(doc: PolicyDocument, max_chars: int = 400) -> list[Clause]:
     preamble = _Node("preamble", PREAMBLE, "", 0)
     current: _Node = preamble
     units.append(([], preamble))
+    listing = False
     for line in lines:
         if not line:
             if current.body and current.body[-1] != "":
@@ -130,6 +134,9 @@ def parse_clauses(doc: PolicyDocument, max_chars: int = 400) -> list[Clause]:
             continue
         else:
             found = classify_line(line, decimal)
+            if listing and _LIST_ITEM.match(line):
+                found = None
+            listing = bool(_ATTACHMENT_LIST.match(line)) or (listing and bool(_LIST_ITEM.match(line)))
             if not found:
                 current.body.append(line)
                 continue

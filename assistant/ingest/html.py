@@ -34,9 +34,31 @@ def html_lines(html: str) -> tuple[list[str], str]:
         soup.title.decompose()
     lines: list[str] = []
     current: list[str] = []
-    _walk(soup.body or soup, lines, current)
+    _walk(soup, lines, current)  # not only <body>: a malformed page may leave its content after it
     _flush(lines, current)
-    return lines, title
+    return without_second_copy(lines), title
+
+
+def without_second_copy(lines: list[str]) -> list[str]:
+    """A page that carries its text twice (a desktop and a mobile version) keeps the first copy: a run of lines
+    that all stood before, three of them long ones, goes. A sentence that recurs alone is content."""
+    seen: set[str] = set()
+    repeated = []
+    for line in lines:
+        repeated.append(line in seen)
+        seen.add(line)
+    kept: list[str] = []
+    i = 0
+    while i < len(lines):
+        j = i
+        while j < len(lines) and repeated[j]:
+            j += 1
+        if j - i and sum(len(line) >= 20 for line in lines[i:j]) >= 3:
+            i = j
+            continue
+        kept.extend(lines[i:max(j, i + 1)])
+        i = max(j, i + 1)
+    return kept
 
 
 def _walk(node: Any, lines: list[str], current: list[str]) -> None:
@@ -49,18 +71,29 @@ def _walk(node: Any, lines: list[str], current: list[str]) -> None:
             name = child.name.lower()
             if name == "br":
                 _flush(lines, current)
-            elif name == "tr":
+            elif name == "tr" and not _layout_row(child):
                 _flush(lines, current)
                 cells = [_clean(cell.get_text(" ")) for cell in child.find_all(["td", "th"], recursive=False)]
                 row = " | ".join(c for c in cells if c)
                 if row:
                     lines.append(row)
+            elif name in ("tr", "td", "th"):  # a layout table (a page laid out in table cells): its cells are blocks
+                _flush(lines, current)
+                _walk(child, lines, current)
+                _flush(lines, current)
             elif name in _BLOCKS:
                 _flush(lines, current)
                 _walk(child, lines, current)
                 _flush(lines, current)
             else:
                 _walk(child, lines, current)
+
+
+def _layout_row(row: Any) -> bool:
+    """A row of a table used for page layout: a cell holds a table of its own, or a whole text (a data cell
+    holds a value or a sentence or two, even when Word wrapped it in <p>)."""
+    return bool(row.find("table")) or any(len(cell.get_text(strip=True)) > 300
+                                          for cell in row.find_all(["td", "th"], recursive=False))
 
 
 def _flush(lines: list[str], current: list[str]) -> None:

@@ -23,11 +23,12 @@ _PORTAL_KEYS = {
     "成文日期": "written", "发布日期": "published", "發布日期": "published", "公布日期": "published",
     "索引号": "index_number", "索引號": "index_number", "主题分类": "category", "主題分類": "category",
     "主题词": "keywords", "主題詞": "keywords", "有效性": "validity", "时效": "validity", "生成日期": "",
-    "体裁分类": "", "组配分类": "", "信息来源": "", "来源": "", "浏览次数": "", "访问量": "", "作者": "",
+    "公文种类": "genre", "公文種類": "genre", "体裁分类": "", "组配分类": "", "信息来源": "", "来源": "", "浏览次数": "", "访问量": "", "作者": "",
     "修正日期": "published", "修訂日期": "published", "生效狀態": "validity", "生效状态": "validity",
     "法規類別": "category", "法规类别": "category", "廢止日期": "repealed", "施行日期": "effective",
 }
 _KEY = "|".join(sorted((re.escape(k) for k in _PORTAL_KEYS), key=len, reverse=True))
+_KEY_SPACES = re.compile(r"^([\u4e00-\u9fff](?:[\s\u3000]*[\u4e00-\u9fff]){1,5})(?=\s*[:：])")
 _PORTAL_CELL = re.compile(rf"^\s*(?P<key>{_KEY})\s*[:：]\s*(?P<value>.*)$")
 # a law's 题注: 2019年10月22日中华人民共和国国务院令第722号公布 / 2020年1月1日施行
 _PROMULGATION = re.compile(r"^[（(]?\s*(?:19|20)\d{2}\s*年\s*\d{1,2}\s*月\s*\d{1,2}\s*日.{0,80}?"
@@ -99,8 +100,8 @@ def _portal(line: str, layout: Layout) -> str | None:
     if layout.extra.get("_continues") and re.match(r"^[\u3000 \t]{4,}\S", line):
         return None  # the value of the key above, wrapped (生效狀態：… / 　　　　　本法…)
     layout.extra.pop("_continues", None)
-    line = re.sub(r"^(\S)[\u3000 ]+(\S)(?=[:：])", r"\1\2", line.strip())  # 名　　稱： → 名稱：
     cells = [c.strip() for c in line.split(" | ")] if " | " in line else [line.strip()]
+    cells = [_KEY_SPACES.sub(lambda m: re.sub(r"[\s\u3000]+", "", m.group(1)), c) for c in cells]  # 索 引 号：
     pairs: list[tuple[str, str]] = []
     i = 0
     while i < len(cells):
@@ -112,7 +113,7 @@ def _portal(line: str, layout: Layout) -> str | None:
             value, i = cells[i + 1], i + 1
         pairs.append((match.group("key"), value))
         i += 1
-    if not pairs or (len(pairs) == 1 and len(line) > 80):
+    if not pairs or (len(pairs) == 1 and len(line) > 300):
         return line  # a sentence that happens to start with 标题： is content
     for key, value in pairs:
         name = _PORTAL_KEYS[key]
@@ -194,8 +195,18 @@ def _is_addressee(line: str) -> bool:
                           r"公司|学校)[:：]$", text))
 
 
+_ATTACHMENT_START = re.compile(r"^附\s*件\s*[\d一二三四五六七八九十]*\s*[:：.．]?\s*$")
+
+
 def _tail(lines: list[str], layout: Layout) -> list[str]:
-    """The sign-off at the end: 发文机关署名 and 成文日期, （此件公开发布）, 抄送 and 印发 lines."""
+    """The sign-off: 发文机关署名 and 成文日期 (before the attachments, or at the end), （此件公开发布）, 抄送, 印发."""
+    start = next((i for i, line in enumerate(lines) if _ATTACHMENT_START.match(line.strip())), None)
+    if start is not None:
+        return _sign_off(lines[:start], layout) + lines[start:]
+    return _sign_off(lines, layout)
+
+
+def _sign_off(lines: list[str], layout: Layout) -> list[str]:
     end = len(lines)
     while end and not lines[end - 1].strip():
         end -= 1

@@ -15,7 +15,8 @@ from assistant.ingest.limits import Limits, check_text
 
 log = logging.getLogger(__name__)
 
-OCR_LANGUAGES = "chi_sim+chi_tra"
+OCR_MODELS = ("chi_sim", "chi_tra")
+OCR_LANGUAGES = "chi_sim|chi_tra"
 _OCR_HINT = ("this PDF is a scan with no text layer; to read it, install Tesseract with its Chinese models "
              "(apt-get install tesseract-ocr tesseract-ocr-chi-sim tesseract-ocr-chi-tra), or upload a PDF with text")
 
@@ -68,7 +69,7 @@ def pdf_lines(data: bytes, name: str, limits: Limits) -> tuple[list[str], dict[s
         raise CorpusError(name, f"not a readable PDF file ({e.__class__.__name__}: {e})") from e
     if sum(len(line.strip()) for lines in pages for line in lines) >= 10 * len(pages):
         return _without_running_lines(pages), {}
-    return ocr_pdf(reader, name, limits), {"ocr": f"tesseract {OCR_LANGUAGES}"}
+    return ocr_pdf(reader, name, limits), {"ocr": f"tesseract ({OCR_LANGUAGES}, the more confident per page)"}
 
 
 def _without_running_lines(pages: list[list[str]]) -> list[str]:
@@ -96,7 +97,9 @@ def _page_key(line: str) -> str:
 
 
 def ocr_pdf(reader: object, name: str, limits: Limits) -> list[str]:
-    """Every page image of a scanned PDF read by Tesseract (Simplified and Traditional Chinese models)."""
+    """Every page image of a scanned PDF read by Tesseract, with the Simplified and with the Traditional Chinese
+    model; per page, the reading the engine is more confident of is kept (one model for both scripts reads
+    either worse)."""
     binary = shutil.which("tesseract")
     if binary is None:
         raise CorpusError(name, "no text layer", _OCR_HINT)
@@ -106,21 +109,35 @@ def ocr_pdf(reader: object, name: str, limits: Limits) -> list[str]:
         for image in page.images:
             png = io.BytesIO()
             image.image.convert("L").save(png, format="PNG")
-            try:
-                done = subprocess.run([binary, "stdin", "stdout", "-l", OCR_LANGUAGES, "--psm", "6"],
-                                      input=png.getvalue(), capture_output=True, timeout=300, check=True)
-            except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as e:
-                detail = getattr(e, "stderr", b"") or b""
-                raise CorpusError(name, f"OCR of page {number} failed: {detail.decode(errors='replace')[:200]}",
-                                  _OCR_HINT) from e
-            text = done.stdout.decode("utf-8", errors="replace")
-            size += len(text)
+            readings = [_tesseract(binary, png.getvalue(), language, name, number) for language in OCR_MODELS]
+            confidence, text = max(readings)
+            size += sum(len(line) for line in text)
             check_text(size, name, limits)
-            lines += [_ocr_line(line) for line in text.splitlines()]
+            lines += text
     if not any(line.strip() for line in lines):
         raise CorpusError(name, "no text layer, and OCR found no text", "is the scan legible?")
     log.info("%s: text read by OCR (%s)", name, OCR_LANGUAGES)
     return lines
+
+
+def _tesseract(binary: str, png: bytes, language: str, name: str, page: int) -> tuple[float, list[str]]:
+    """(mean word confidence, lines) of one page image read with one language model (Tesseract's TSV output)."""
+    try:
+        done = subprocess.run([binary, "stdin", "stdout", "-l", language, "--psm", "6", "tsv"], input=png,
+                              capture_output=True, timeout=300, check=True)
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as e:
+        detail = (getattr(e, "stderr", b"") or b"").decode(errors="replace")[:200]
+        raise CorpusError(name, f"OCR of page {page} failed: {detail}", _OCR_HINT) from e
+    words: dict[tuple[str, str, str], list[str]] = {}
+    confidences: list[float] = []
+    for row in done.stdout.decode("utf-8", errors="replace").splitlines()[1:]:
+        cells = row.split("\t")
+        if len(cells) < 12 or not cells[11].strip() or float(cells[10]) < 0:
+            continue
+        words.setdefault((cells[2], cells[3], cells[4]), []).append(cells[11])
+        confidences.append(float(cells[10]))
+    lines = [_ocr_line(" ".join(parts)) for parts in words.values()]
+    return (sum(confidences) / len(confidences) if confidences else 0.0), lines
 
 
 def _ocr_line(line: str) -> str:
