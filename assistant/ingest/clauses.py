@@ -19,7 +19,8 @@ _MARKERS: list[tuple[str, re.Pattern[str]]] = [
     ("bian", re.compile(rf"^(?P<m>第\s*[{_CN}\d]+\s*[编編])(?:\s+|$|(?=[\u4e00-\u9fff]))")),
     ("zhang", re.compile(rf"^(?P<m>第\s*[{_CN}\d]+\s*章)(?:\s+|$|(?=[\u4e00-\u9fff]))")),
     ("jie", re.compile(rf"^(?P<m>第\s*[{_CN}\d]+\s*[节節])(?:\s+|$|(?=[\u4e00-\u9fff]))")),
-    ("tiao", re.compile(rf"^(?P<m>第\s*[{_CN}\d]+(?:-\d+)?\s*[条條](?:之[{_CN}\d]+)?)(?![的所中至、]|第[（(]|规定|規定)")),
+    ("tiao", re.compile(rf"^(?P<m>第\s*[{_CN}\d]+(?:-\d+)?\s*[条條](?:之[{_CN}\d]+)?)"
+                        r"(?![的所中至、]|第[（(]|规定|規定)")),
     # an attachment starts with 附件 / 附件2 (/ 附件：) standing alone, or before its title; a line "附件：<title>"
     # lists the attachments in the body (GB/T 9704's 附件说明)
     ("fujian", re.compile(r"^(?P<m>附\s*件\s*[\d一二三四五六七八九十]*|附(?=\s*[:：]\s*$))"
