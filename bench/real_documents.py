@@ -130,7 +130,6 @@ def check(expected: dict) -> dict:  # type: ignore[type-arg]
     from assistant.errors import CorpusError
     from assistant.ingest.clauses import parse_clauses
     from assistant.ingest.loaders import load_document
-    from assistant.ingest.normalize import normalize
 
     file = REAL / expected["file"]
     try:
