@@ -25,10 +25,6 @@ KNOWN_LABEL_DIFFERENCES = {
     "pdf-guobanfa-2019-4.pdf": "the same: the indicator table's rows are numbered 一、（一）1.; the notes under it "
                                "(1.–12.) then stand under its last row",
     "pdf-hongze-2023-zwgk-report.pdf": "the same: the report's statistics tables are numbered like its sections",
-    "html-govcn-guohan-2006-132.html": "a note's list starts on the 注： line (注：1、…): its first item stays in the "
-                                       "text before it; the reading counts it as 附件21、",
-    "yuan-hunan-fangxun.txt": "one heading of the PDF-extracted plan runs into a list item on the same line "
-                              "(4.2.5 … 5.), read as one unit",
 }
 
 

@@ -34,7 +34,8 @@ _MARKERS: list[tuple[str, re.Pattern[str]]] = [
     ("circled", re.compile(r"^(?P<m>[①②③④⑤⑥⑦⑧⑨⑩])")),
 ]
 # The decimal outline of 预案 and 方案: 1 总则 / 1.1 编制目的 / 1.2.1 …; used only in a document that has it.
-_DECIMAL = re.compile(r"^(?P<m>\d{1,2}(?:[.．]\d{1,2}){0,3})(?:[.．](?=[\u4e00-\u9fff])|[\s　]+(?=[^\s\d.．、|]))")
+_DECIMAL = re.compile(r"^(?P<m>\d{1,2}(?:[.．]\d{1,2}){0,3})"
+                      r"(?:[.．](?=[\u4e00-\u9fff])|[.．]?[\s　]+(?=[^\s\d.．、|]))")
 # Text extracted from a PDF may run a heading into the next one: "1．总  则 1.1  编制目的".
 _RUN_ON = re.compile(r"(?<=\S)[ 　]+(?=\d{1,2}(?:[.．]\d{1,2}){0,3}(?:[.．](?=[\u4e00-\u9fff])|[ 　]{2,})\S)")
 # A Markdown heading that is a bare Chinese numeral (## 三, ## 三 总体要求) numbers its section like 三、.
@@ -42,6 +43,8 @@ _BARE_NUMERAL = re.compile(r"^(?P<m>[一二三四五六七八九十]{1,3})(?:\s+
 _DOTTED = re.compile(r"^\d{1,2}[.．]\d{1,2}[\s　]+\S")
 _ANSWER = re.compile(r"^[答]\s*[:：]")
 # "附件：1. …" lists the attachments in the body; the short numbered lines after it continue the list
+# notes numbered after 注： (注：1、… / 2、… / 3、…): the first note is numbered like the others
+_NOTE_START = re.compile(r"^注\s*[:：]\s*(?=\d{1,2}[、.．])")
 _ATTACHMENT_LIST = re.compile(r"^附\s*件\s*[:：]\s*\S")
 _LIST_ITEM = re.compile(r"^\d{1,2}\s*[.．、]\s*[^。；]{2,40}$")
 _MD_HEADING = re.compile(r"^(#{1,6})\s+(.*)$")
@@ -134,7 +137,7 @@ def parse_clauses(doc: PolicyDocument, max_chars: int = 400) -> list[Clause]:
             current.body.append(line)
             continue
         else:
-            found = classify_line(line, decimal)
+            found = classify_line(_NOTE_START.sub("", line), decimal)
             if listing and _LIST_ITEM.match(line):
                 found = None
             listing = bool(_ATTACHMENT_LIST.match(line)) or (listing and bool(_LIST_ITEM.match(line)))
