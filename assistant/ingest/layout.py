@@ -84,8 +84,7 @@ def find_doc_number(text: str) -> str:
 def read_layout(lines: list[str], known_title: str = "") -> Layout:
     """Read the portal metadata, the 版头 and the sign-off off the document's lines."""
     layout = Layout([])
-    body = [line for line in (_portal(line, layout) for line in lines) if line is not None]
-    layout.extra.pop("_continues", None)
+    body = _without_portal_block(lines, layout)
     # page numbers, （此件公开发布） and 抄送/印发 lines are never content, wherever they stand
     body = [line for line in body if not line.strip() or not (_PAGE_NUMBER.match(line) or
                                                              _PUBLICITY.match(line.strip()) or
@@ -95,12 +94,23 @@ def read_layout(lines: list[str], known_title: str = "") -> Layout:
     return layout
 
 
-def _portal(line: str, layout: Layout) -> str | None:
-    """A line of the portal's metadata block (a table row of key | value cells, or one "key：value" line) is
-    recorded and removed; any other line is returned as it is."""
-    if layout.extra.get("_continues") and re.match(r"^[\u3000 \t]{4,}\S", line):
-        return None  # the value of the key above, wrapped (生效狀態：… / 　　　　　本法…)
-    layout.extra.pop("_continues", None)
+def _without_portal_block(lines: list[str], layout: Layout) -> list[str]:
+    """The lines without the portal's metadata block, whose fields are recorded. An indented line right after a
+    field is its value wrapped (生效狀態：… / 　　　　　本法…)."""
+    kept: list[str] = []
+    in_field = False
+    for line in lines:
+        if in_field and re.match(r"^[\u3000 \t]{4,}\S", line):
+            continue
+        in_field = _portal_fields(line, layout)
+        if not in_field:
+            kept.append(line)
+    return kept
+
+
+def _portal_fields(line: str, layout: Layout) -> bool:
+    """Record the line's fields when it is a line of the portal's metadata block (a table row of key | value
+    cells, or one "key：value" line); False for any other line."""
     cells = [c.strip() for c in line.split(" | ")] if " | " in line else [line.strip()]
     cells = [_KEY_SPACES.sub(lambda m: re.sub(r"[\s\u3000]+", "", m.group(1)), c) for c in cells]  # 索 引 号：
     pairs: list[tuple[str, str]] = []
@@ -108,20 +118,19 @@ def _portal(line: str, layout: Layout) -> str | None:
     while i < len(cells):
         match = _PORTAL_CELL.match(cells[i])
         if not match:
-            return line
+            return False
         value = match.group("value").strip()
         if not value and i + 1 < len(cells) and not _PORTAL_CELL.match(cells[i + 1]):
             value, i = cells[i + 1], i + 1
         pairs.append((match.group("key"), value))
         i += 1
     if not pairs or (len(pairs) == 1 and len(line) > 300):
-        return line  # a sentence that happens to start with 标题： is content
+        return False  # a sentence that happens to start with 标题： is content
     for key, value in pairs:
         name = _PORTAL_KEYS[key]
         if name and value and name not in layout.extra:
             layout.extra[name] = value
-    layout.extra["_continues"] = "1"
-    return None
+    return True
 
 
 def _head(lines: list[str], layout: Layout, known_title: str) -> list[str]:
@@ -138,9 +147,10 @@ def _head(lines: list[str], layout: Layout, known_title: str) -> list[str]:
         if flag := _FLAG.match(line):
             layout.issuer = layout.issuer or flag.group("issuer")
             drop.add(i)
-        elif (number := find_doc_number(line)) and len(line) <= len(number) + 14 and not re.search(r"[《（(]", line):
+        elif (number := find_doc_number(line)) and (len(line) <= len(number) + 4 or (
+                len(line) <= len(number) + 14 and not re.search(r"[《（(]", line))):
             layout.doc_number = layout.doc_number or number
-            drop.add(i)  # the 发文字号 line (with the 签发人 on it in 上行文)
+            drop.add(i)  # the 发文字号 line (bracketed, or with the 签发人 on it in 上行文)
         elif _PROMULGATION.match(line):
             layout.extra.setdefault("promulgation", "")
             layout.extra["promulgation"] = (layout.extra["promulgation"] + " " + line).strip()

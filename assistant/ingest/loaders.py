@@ -12,10 +12,11 @@ from pathlib import Path
 import yaml
 
 from assistant.errors import CorpusError
+from assistant.ingest.clauses import classify_line
 from assistant.ingest.clean import clean_text
 from assistant.ingest.encoding import decode_text
 from assistant.ingest.html import html_lines
-from assistant.ingest.layout import find_doc_number, read_layout, tidy_title
+from assistant.ingest.layout import read_layout, tidy_title
 from assistant.ingest.limits import Limits, check_file_size, check_front_matter, check_text, check_zip
 from assistant.ingest.normalize import normalize_doc_number
 from assistant.ingest.office import docx_lines, pdf_lines
@@ -134,7 +135,7 @@ def build_document(doc_id: str, text: str, meta: dict[str, object], source: str 
         doc_id=doc_id,
         title=title,
         text=cleaned,
-        doc_number=normalize_doc_number(values["doc_number"]) or layout.doc_number or _infer_doc_number(cleaned),
+        doc_number=normalize_doc_number(values["doc_number"]) or layout.doc_number,
         issuer=values["issuer"] or layout.issuer,
         publish_date=values["publish_date"] or layout.date,
         effective_date=values["effective_date"],
@@ -179,19 +180,9 @@ def _as_text(value: object) -> str:
 
 def _first_line(text: str) -> str:
     """The first line, when it can be a title: not a numbered unit (第 1 條, 第一章, 一、) and not a sentence."""
-    from assistant.ingest.clauses import classify_line
-
     for line in text.splitlines():
         line = line.strip().lstrip("#").strip()
         if line:
             return "" if classify_line(line) or re.search(r"[。；]", line) else line[:80]
     return ""
 
-
-def _infer_doc_number(text: str) -> str:
-    """A 文号 standing on a line of its own near the top of the text."""
-    for line in text.splitlines()[:12]:
-        number = find_doc_number(line)
-        if number and len(line.strip()) <= len(number) + 4:
-            return number
-    return ""
