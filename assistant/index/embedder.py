@@ -45,8 +45,7 @@ class ClauseEmbedder(Embeddings):
         indexes embedded in batches before passages were embedded alone (questions are embedded alike)."""
         if not self.quantized:
             return (self.fingerprint,)
-        legacy = hashlib.sha256(f"{self.name}|{self.query_prefix}|{self.passage_prefix}|int8".encode()).hexdigest()
-        return self.fingerprint, legacy[:12]
+        return self.fingerprint, _digest(f"{self.name}|{self.query_prefix}|{self.passage_prefix}|int8")
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         """Passage vectors. A quantised model quantises its activations over everything in one call, so a
@@ -147,7 +146,10 @@ class ClauseEmbedder(Embeddings):
 
 def model_fingerprint(name: str, query_prefix: str, passage_prefix: str, quantized: bool) -> str:
     # int8 vectors are made one passage at a time ("alone"); vectors cached from batched runs are not reused
-    key = f"{name}|{query_prefix}|{passage_prefix}" + ("|int8-alone" if quantized else "")
+    return _digest(f"{name}|{query_prefix}|{passage_prefix}" + ("|int8-alone" if quantized else ""))
+
+
+def _digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:12]
 
 
