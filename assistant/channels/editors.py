@@ -18,7 +18,7 @@ from assistant.evaluation import EvalResult, read_eval_file, run_eval
 from assistant.feedback import FeedbackStore
 from assistant.index.registry import VersionRow
 from assistant.ingest.clauses import parse_clauses
-from assistant.ingest.limits import Limits, check_clauses
+from assistant.ingest.limits import Limits, parse_bounded
 from assistant.ingest.loaders import FIELDS, SUFFIXES, load_document, split_front_matter
 from assistant.ingest.records import PolicyDocument
 from assistant.service import Assistant
@@ -81,10 +81,7 @@ def read_uploads(files: Any, fields: dict[str, str], limits: Limits, max_chars: 
             for name, value in fields.items():
                 if value and value.strip():
                     setattr(doc, name, value.strip())
-            clauses = parse_clauses(doc, max_chars=max_chars)
-            if not clauses:
-                raise CorpusError(upload.name, "no clauses found in the text")
-            check_clauses(len(clauses), upload.name, limits)
+            parse_bounded(doc, upload.name, max_chars, limits)
             front: dict[str, object] = {}
             if upload.path.suffix.lower() in (".md", ".markdown"):
                 front = split_front_matter(upload.path.read_text(encoding="utf-8-sig"), upload.name, limits)[0]

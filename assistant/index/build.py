@@ -24,8 +24,8 @@ from assistant.index.links import exact_keys
 from assistant.index.publish import Embedder, IndexSummary, Progress, Publisher, digest
 from assistant.index.registry import ACTIVE, REGISTRY, REMOVED, WITHDRAWN, ClauseRow, DocumentRow, Registry, VersionRow
 from assistant.index.store import chroma_client, clause_to_record, record_to_clause
-from assistant.ingest.clauses import CHUNKING_VERSION, parse_clauses
-from assistant.ingest.limits import Limits, check_clauses
+from assistant.ingest.clauses import CHUNKING_VERSION
+from assistant.ingest.limits import Limits, parse_bounded
 from assistant.ingest.loaders import doc_id_for, iter_corpus_files, load_document
 from assistant.ingest.normalize import normalize
 from assistant.ingest.records import Clause, PolicyDocument
@@ -285,12 +285,7 @@ class Indexer:
         return parsed, gone
 
     def _parse(self, doc: PolicyDocument, name: str) -> list[Clause]:
-        """The document's clauses; none, or more than the limit, is a `CorpusError`."""
-        clauses = parse_clauses(doc, max_chars=self.max_chars)
-        if not clauses:
-            raise CorpusError(name, "no clauses found in the text")
-        check_clauses(len(clauses), name, self.limits)
-        return clauses
+        return parse_bounded(doc, name, self.max_chars, self.limits)
 
     def _file_hash(self, file: Path) -> str:
         try:

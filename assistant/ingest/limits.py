@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import yaml
 
 from assistant.errors import CorpusError
+from assistant.ingest.records import Clause, PolicyDocument
 
 _HINT = "raise POLICY_ASSISTANT_INDEX__{} if the file is genuine, or split it"
 
@@ -56,6 +57,17 @@ def check_clauses(count: int, name: str, limits: Limits) -> None:
     if count > limits.max_clauses:
         raise CorpusError(name, f"splits into {count:,} clauses, over the limit of {limits.max_clauses:,}",
                           _HINT.format("MAX_CLAUSES"))
+
+
+def parse_bounded(doc: PolicyDocument, name: str, max_chars: int, limits: Limits) -> list[Clause]:
+    """The document's clauses; none, or more than the limit, is a `CorpusError` naming the file."""
+    from assistant.ingest.clauses import parse_clauses
+
+    clauses = parse_clauses(doc, max_chars=max_chars)
+    if not clauses:
+        raise CorpusError(name, "no clauses found in the text")
+    check_clauses(len(clauses), name, limits)
+    return clauses
 
 
 def check_front_matter(front: str, name: str, limits: Limits) -> None:
