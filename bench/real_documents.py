@@ -89,7 +89,8 @@ def raw_sentences(file: Path) -> list[str]:
 
 
 def reconstructed(clauses: list) -> str:  # type: ignore[type-arg]
-    """The document as its clauses hold it: each heading once, before the first clause under it, then texts."""
+    """The document as its clauses hold it: each heading once, before the first clause under it, then texts;
+    without the pipes that set a table row's cells apart (a sentence of the source may run across cells)."""
     from assistant.ingest.normalize import normalize
 
     parts: list[str] = []
@@ -100,7 +101,7 @@ def reconstructed(clauses: list) -> str:  # type: ignore[type-arg]
                 emitted.add(heading)
                 parts.append(heading)
         parts.append(clause.text)
-    return re.sub(r"\s+", "", normalize("".join(parts)))
+    return re.sub(r"[\s|]+", "", normalize("".join(parts)))
 
 
 def _present(sentence: str, joined: str, file: Path) -> bool:

@@ -192,3 +192,28 @@ def test_front_matter_with_yaml_aliases_is_refused_at_once(tmp_path: Path):
     huge = write(tmp_path / "huge.md", "---\ntitle: t\nnote: " + "长" * 30_000 + "\n---\n第一条　内容。\n")
     with pytest.raises(CorpusError, match="front matter is 30,"):
         load_document(huge, tmp_path)
+
+
+def test_a_docx_table_keeps_its_rows_and_its_numbers_are_not_clauses(tmp_path: Path):
+    from docx import Document
+
+    from assistant.ingest.clauses import parse_clauses
+
+    document = Document()
+    for line in ("关于做好测试工作的通知", "一、总体要求", "测试工作要按时完成。", "二、补贴标准", "补贴标准见下表。"):
+        document.add_paragraph(line)
+    table = document.add_table(rows=4, cols=4)
+    rows = (("类别", "2024年", "2025年", "2026年"), ("一、城镇", "", "", ""), ("1.低保家庭", "300", "300", "300"),
+            ("2.特困人员", "500", "600", "600"))
+    for row, cells in zip(table.rows, rows, strict=True):
+        for cell, text in zip(row.cells, cells, strict=True):
+            cell.text = text
+    table.rows[1].cells[0].merge(table.rows[1].cells[3])  # a group row over the whole width
+    document.add_paragraph("三、组织实施")
+    document.add_paragraph("各地要抓好落实。")
+    document.save(str(tmp_path / "t.docx"))
+    doc = load_document(tmp_path / "t.docx", tmp_path)
+    assert "| 一、城镇 |" in doc.text and "| 1.低保家庭 | 300 | 300 | 300 |" in doc.text
+    clauses = parse_clauses(doc)
+    assert [c.label for c in clauses] == ["一、", "二、", "三、"]
+    assert "| 2.特困人员 | 500 | 600 | 600 |" in clauses[1].text

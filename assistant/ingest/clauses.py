@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from assistant.ingest.layout import tidy_title
 from assistant.ingest.records import Clause, PolicyDocument
+from assistant.ingest.tables import is_table_row
 
 CHUNKING_VERSION = "1"
 PREAMBLE = "前言"
@@ -135,6 +136,9 @@ def parse_clauses(doc: PolicyDocument, max_chars: int = 400) -> list[Clause]:
             line = text
         elif _ANSWER.match(line) and current.kind == "qa":
             current.body.append(line)
+            continue
+        elif is_table_row(line):
+            current.body.append(line)  # a table's rows carry numbers of their own (一、医疗质量): content
             continue
         else:
             found = classify_line(_NOTE_START.sub("", line), decimal)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from assistant.ingest.tables import table_row
+
 _BLOCKS = {"p", "div", "section", "article", "main", "h1", "h2", "h3", "h4", "h5", "h6", "li", "ul", "ol", "dl",
            "dt", "dd", "table", "thead", "tbody", "tfoot", "tr", "blockquote", "pre", "center", "form", "header",
            "footer", "aside", "figure", "figcaption", "caption", "address", "hr"}
@@ -18,7 +20,7 @@ _CJK_BREAK = re.compile(r"(?<=[^\x00-\x7f])[ \t]*[\r\n]+\s*(?=[^\x00-\x7f])")
 
 def html_lines(html: str) -> tuple[list[str], str]:
     """(lines of text, the page's <h1> or <title>). Inline elements join into their block's line; a table row is
-    one line, its cells in order separated by " | "; <br> breaks a line."""
+    one line (as `tables.table_row` writes it); <br> breaks a line."""
     from bs4 import BeautifulSoup, Comment
 
     soup = BeautifulSoup(html, "html.parser")
@@ -73,8 +75,7 @@ def _walk(node: Any, lines: list[str], current: list[str]) -> None:
                 _flush(lines, current)
             elif name == "tr" and not _layout_row(child):
                 _flush(lines, current)
-                cells = [_clean(cell.get_text(" ")) for cell in child.find_all(["td", "th"], recursive=False)]
-                row = " | ".join(c for c in cells if c)
+                row = table_row([_clean(cell.get_text(" ")) for cell in child.find_all(["td", "th"], recursive=False)])
                 if row:
                     lines.append(row)
             elif name in ("tr", "td", "th"):  # a layout table (a page laid out in table cells): its cells are blocks

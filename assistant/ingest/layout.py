@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass, field
 
 from assistant.ingest.normalize import normalize_doc_number
+from assistant.ingest.tables import row_cells
 
 # 文号: 国办发〔2018〕23号, 国令第706号, 中华人民共和国国务院令第706号, 主席令第七号, 公告2023年第5号, 2023年第5号公告
 DOC_NUMBER = re.compile(
@@ -111,7 +112,7 @@ def _without_portal_block(lines: list[str], layout: Layout) -> list[str]:
 def _portal_fields(line: str, layout: Layout) -> bool:
     """Record the line's fields when it is a line of the portal's metadata block (a table row of key | value
     cells, or one "key：value" line); False for any other line."""
-    cells = [c.strip() for c in line.split(" | ")] if " | " in line else [line.strip()]
+    cells = row_cells(line) or [line.strip()]
     cells = [_KEY_SPACES.sub(lambda m: re.sub(r"[\s\u3000]+", "", m.group(1)), c) for c in cells]  # 索 引 号：
     pairs: list[tuple[str, str]] = []
     i = 0

@@ -1,5 +1,6 @@
-"""DOCX and PDF → lines: paragraphs and tables in document order; a PDF's text layer page by page without its
-running headers and footers, or, for a scan, the text Tesseract reads from its page images."""
+"""DOCX and PDF → lines: paragraphs and tables in document order; a PDF's text layer page by page, its ruled
+tables as rows, without its running headers and footers, or, for a scan, the text Tesseract reads from its page
+images."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from collections import Counter
 
 from assistant.errors import CorpusError
 from assistant.ingest.limits import Limits, check_text
+from assistant.ingest.tables import table_row
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +24,7 @@ _OCR_HINT = ("this PDF is a scan with no text layer; to read it, install Tessera
 
 
 def docx_lines(data: bytes, name: str) -> list[str]:
-    """Paragraphs and table rows in the order they stand; a row's cells joined by " | " (a merged cell once)."""
+    """Paragraphs and table rows in the order they stand (a row as `tables.table_row` writes it)."""
     import zipfile
 
     from docx import Document
@@ -39,20 +41,26 @@ def docx_lines(data: bytes, name: str) -> list[str]:
         if tag == "p":
             lines.append(Paragraph(block, document).text)
         elif tag == "tbl":
-            for row in Table(block, document).rows:
-                cells: list[str] = []
-                for cell in row.cells:
-                    text = " ".join(cell.text.split())
-                    if text and (not cells or cells[-1] != text):
-                        cells.append(text)
-                if cells:
-                    lines.append(" | ".join(cells))
+            rows = (table_row(_distinct_cells(row.cells)) for row in Table(block, document).rows)
+            lines += [row for row in rows if row]
     return lines
 
 
+def _distinct_cells(cells: list) -> list[str]:  # type: ignore[type-arg]
+    """python-docx gives a merged cell once per grid column it spans; its text counts once."""
+    seen: set[int] = set()
+    texts: list[str] = []
+    for cell in cells:
+        if id(cell._tc) not in seen:
+            seen.add(id(cell._tc))
+            texts.append(cell.text)
+    return texts
+
+
 def pdf_lines(data: bytes, name: str, limits: Limits) -> tuple[list[str], dict[str, str]]:
-    """The text layer's lines without running headers/footers and page numbers, or the OCR'd text of a scan;
-    the second item is metadata about how the text was read (`ocr`)."""
+    """The text layer's lines (ruled tables as rows) without running headers/footers and page numbers, or the
+    OCR'd text of a scan; the second item is metadata about how the text was read (`ocr`). pypdf reads the file
+    first, within its limits on streams, so the layout reading that follows decodes only what it has bounded."""
     from pypdf import PdfReader
     from pypdf.errors import PyPdfError
 
@@ -68,8 +76,59 @@ def pdf_lines(data: bytes, name: str, limits: Limits) -> tuple[list[str], dict[s
     except (PyPdfError, ValueError, KeyError, TypeError) as e:
         raise CorpusError(name, f"not a readable PDF file ({e.__class__.__name__}: {e})") from e
     if sum(len(line.strip()) for lines in pages for line in lines) >= 10 * len(pages):
-        return _without_running_lines(pages), {}
+        return _without_running_lines(_layout_pages(data, name)), {}
     return ocr_pdf(reader, name, limits), {"ocr": f"tesseract ({OCR_LANGUAGES}, the more confident per page)"}
+
+
+def _layout_pages(data: bytes, name: str) -> list[list[str]]:
+    """Each page's lines from top to bottom, a ruled table's rows in its place (pdfplumber finds the table by
+    its rules); a table continued on the next page does not repeat its header row."""
+    import pdfplumber
+    from pdfplumber.utils.exceptions import PdfminerException
+
+    pages: list[list[str]] = []
+    header: list[str | None] = [None]  # the first row of the last table
+    try:
+        with pdfplumber.open(io.BytesIO(data)) as pdf:
+            pages = [_page_lines(page, header) for page in pdf.pages]
+    except (PdfminerException, ValueError, KeyError, TypeError) as e:
+        raise CorpusError(name, f"not a readable PDF file ({e.__class__.__name__}: {e})") from e
+    return pages
+
+
+def _page_lines(page: object, header: list[str | None]) -> list[str]:
+    tables = [rows for rows in map(_data_rows, page.find_tables()) if rows]  # type: ignore[attr-defined]
+    boxes = [box for box, _ in tables]
+    text = page.filter(lambda obj: not _inside(obj, boxes)).extract_text_lines()  # type: ignore[attr-defined]
+    items = sorted([(line["top"], None, [line["text"]]) for line in text] +
+                   [(box[1], rows[0], rows) for box, rows in tables], key=lambda item: item[0])
+    lines: list[str] = []
+    for _, first, rows in items:
+        if first is not None:
+            rows = rows[1:] if first == header[0] else rows
+            header[0] = first
+        lines += rows
+    return lines
+
+
+def _data_rows(table: object) -> tuple[tuple[float, float, float, float], list[str]] | None:
+    """(bounding box, row lines) of a ruled table. Rows of one full-width cell above its first row of cells are
+    text in a box (WPS frames every line of text so); below, such a row is the table's own (a group heading, one
+    that may be continued on the next page). A grid without a row of two cells is no table."""
+    rows = list(zip(table.rows, table.extract(), strict=True))  # type: ignore[attr-defined]
+    first = next((i for i, (_, texts) in enumerate(rows) if sum(cell is not None for cell in texts) >= 2), None)
+    if first is None:
+        return None
+    kept = rows[first:]
+    box = (min(row.bbox[0] for row, _ in kept), kept[0][0].bbox[1], max(row.bbox[2] for row, _ in kept),
+           kept[-1][0].bbox[3])
+    lines = [line for line in (table_row([cell or "" for cell in texts]) for _, texts in kept) if line]
+    return (box, lines) if lines else None
+
+
+def _inside(obj: dict, boxes: list[tuple[float, float, float, float]]) -> bool:  # type: ignore[type-arg]
+    x, y = (obj.get("x0", 0) + obj.get("x1", 0)) / 2, (obj.get("top", 0) + obj.get("bottom", 0)) / 2
+    return any(x0 <= x <= x1 and top <= y <= bottom for x0, top, x1, bottom in boxes)
 
 
 def _without_running_lines(pages: list[list[str]]) -> list[str]:
