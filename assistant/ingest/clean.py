@@ -7,12 +7,12 @@ import re
 from assistant.ingest.normalize import normalize
 
 # Standalone lines that belong to a web page's chrome, never to a policy (compared after normalisation).
-_CHROME_LINE = re.compile(
-    r"^[【\[]?(打印本页|打印|关闭窗口|关闭|返回顶部|字体[:：]?\s*大\s*中\s*小|扫一扫.*|收藏|"
-    r"上一篇.*|下一篇.*|分享|微信扫一扫.*|保存本页)[】\]]?[:：]?$"
-)
+_CHROME_ITEM = (r"[【\[]?(?:打印本页|打印|关闭窗口|关闭|返回顶部|字体[:：]?\s*大\s*中\s*小|收藏|分享|保存本页)[】\]]?"
+                r"[:：]?")
+# one or more of them on a line (【打印本页】【关闭窗口】, 打印本页 关闭窗口), or a link that runs to the line's end
+_CHROME_LINE = re.compile(rf"^(?:{_CHROME_ITEM}\s*)+$|^[【\[]?(?:扫一扫|微信扫一扫|上一篇|下一篇).*$")
 # Once one of these stands on its own line, everything after it is the page's footer.
-_FOOTER_START = re.compile(r"^(分享到|相关文章|相关阅读|相关链接|相关新闻|延伸阅读|责任编辑)\s*[:：]?.*$")
+_FOOTER_START = re.compile(r"^(分享到|相关文章|相关阅读|相关链接|相关新闻|相关解读|延伸阅读|责任编辑)\s*[:：]?.*$")
 _MAX_REPEATED_LINE = 80
 
 

@@ -31,7 +31,8 @@ _PORTAL_KEYS = {
 }
 _KEY = "|".join(sorted((re.escape(k) for k in _PORTAL_KEYS), key=len, reverse=True))
 _KEY_SPACES = re.compile(r"^([\u4e00-\u9fff](?:[\s\u3000]*[\u4e00-\u9fff]){1,5})(?=\s*[:：])")
-_PORTAL_CELL = re.compile(rf"^\s*(?P<key>{_KEY})\s*[:：]\s*(?P<value>.*)$")
+# a field "key：value", or a key standing alone in its table cell (the value is in the next cell)
+_PORTAL_CELL = re.compile(rf"^\s*(?P<key>{_KEY})\s*(?:[:：]\s*(?P<value>.*)|$)")
 # a law's 题注: 2019年10月22日中华人民共和国国务院令第722号公布 / 2020年1月1日施行
 _PROMULGATION = re.compile(r"^[（(]?\s*(?:19|20)\d{2}\s*年\s*\d{1,2}\s*月\s*\d{1,2}\s*日.{0,80}?"
                            r"(?:通过|通過|公布|施行|修正|修订|修訂|发布|發布)[^。]{0,40}[）)]?$")
@@ -112,15 +113,16 @@ def _without_portal_block(lines: list[str], layout: Layout) -> list[str]:
 def _portal_fields(line: str, layout: Layout) -> bool:
     """Record the line's fields when it is a line of the portal's metadata block (a table row of key | value
     cells, or one "key：value" line); False for any other line."""
-    cells = row_cells(line) or [line.strip()]
+    row = row_cells(line)
+    cells = row or [line.strip()]
     cells = [_KEY_SPACES.sub(lambda m: re.sub(r"[\s\u3000]+", "", m.group(1)), c) for c in cells]  # 索 引 号：
     pairs: list[tuple[str, str]] = []
     i = 0
     while i < len(cells):
         match = _PORTAL_CELL.match(cells[i])
-        if not match:
-            return False
-        value = match.group("value").strip()
+        if not match or (match.group("value") is None and (row is None or i + 1 == len(cells))):
+            return False  # a key without a colon is a field only in a table row, before its value's cell
+        value = (match.group("value") or "").strip()
         if not value and i + 1 < len(cells) and not _PORTAL_CELL.match(cells[i + 1]):
             value, i = cells[i + 1], i + 1
         pairs.append((match.group("key"), value))
