@@ -153,12 +153,13 @@ def chat(index_dir: IndexDir = None) -> None:
 
 @app.command("eval")
 def evaluate(
-    file: Annotated[Path, typer.Argument(help="JSON lines: {id, question, kind, expect}.")],
+    file: Annotated[Path, typer.Argument(help="JSON lines: {id, question, kind, expect, facts?, not?}.")],
     index_dir: IndexDir = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show every question's outcome.")] = False,
 ) -> None:
-    """Measure hit@k and MRR@5 of retrieval, cited answers, refusal accuracy and false refusals."""
+    """Measure hit@k and MRR@5 of retrieval, cited answers, refusal accuracy and false refusals, and what the
+    answers say: fact recall, citation precision, body length, heading-only answers."""
     from assistant.evaluation import EvalResult, read_eval_file, run_eval
 
     items = read_eval_file(file)
@@ -169,6 +170,8 @@ def evaluate(
         if verbose:
             outcome = "refused" if row["refused"] else f"rank {row['rank']}"
             typer.echo(f"{row['id']:>10} {row['kind']:<13} {outcome:<9} {row['question']}  → {row['top']}")
+            if row.get("missing_facts"):
+                typer.echo(f"{'':>10} missing facts {row['missing_facts']}: {row['answer']}")
     metrics = result.metrics()
     if as_json:
         typer.echo(json.dumps(metrics, ensure_ascii=False))
@@ -178,6 +181,8 @@ def evaluate(
         keys = ("hit@1", "hit@3", "hit@5", "mrr@5", "cited", "refusal_accuracy", "false_refusal_rate")
         for key in keys:
             typer.echo(f"  {key:<19} {metrics[key]:.3f}")
+        answers = ("fact_recall", "citation_precision", "median_body_chars", "heading_only", "forbidden_said")
+        typer.echo("  " + ", ".join(f"{key} {metrics[key]}" for key in answers if metrics[key] is not None))
         for script in ("simplified", "traditional"):
             if script in metrics:
                 part = metrics[script]

@@ -72,6 +72,8 @@ class AnswerSettings(BaseModel):
 
     max_citations: int = Field(3, ge=1, description="At most this many clauses are cited in one answer.")
     max_sentences: int = Field(4, ge=1, description="At most this many sentences in an extractive answer.")
+    max_answer_chars: int = Field(150, ge=20, description="An extractive answer's body (without citations) stops "
+                                  "before this many characters; its first sentence is always given whole.")
     relative_cut: float = Field(
         0.75,
         ge=0,

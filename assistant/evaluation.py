@@ -1,14 +1,18 @@
-"""Run an eval file (JSON lines of questions with expected clauses) and compute retrieval metrics."""
+"""Run an eval file (JSON lines of questions with expected clauses, and optionally the facts a good answer
+states) and compute retrieval and answer metrics."""
 
 from __future__ import annotations
 
 import json
+import re
+import statistics
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from assistant.answer.records import Answer
+from assistant.answer.records import Answer, Citation
+from assistant.answer.sentences import sentence_units
 from assistant.errors import AssistantError
 from assistant.ingest.normalize import is_traditional, normalize
 from assistant.ingest.records import Clause
@@ -23,6 +27,8 @@ class EvalItem:
     question: str
     kind: str
     expect: list[str | dict[str, str]]
+    facts: list[str] = field(default_factory=list)  # what a good answer contains (after t2s and width folding)
+    forbidden: list[str] = field(default_factory=list)  # `not`: what it must not contain
 
 
 @dataclass
@@ -63,6 +69,23 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "cited": share(answerable, lambda r: r.get("cited", False)),
         "refusal_accuracy": share(outside, lambda r: r["refused"]),
         "false_refusal_rate": share(answerable, lambda r: r["refused"]),
+        **answer_metrics(answerable),
+    }
+
+
+def answer_metrics(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the answers say: the share of listed facts they state (a refusal states none), forbidden strings
+    said, the share of cited clauses that address the question, body length and heading-only answers."""
+    facts = [r for r in rows if r.get("facts_total")]
+    answered = [r for r in rows if not r["refused"]]
+    cited = sum(r.get("cited_total", 0) for r in answered)
+    return {
+        "fact_recall": round(sum(r["facts_found"] for r in facts) / sum(r["facts_total"] for r in facts), 4)
+        if facts else None,
+        "forbidden_said": sum(r.get("forbidden_said", 0) for r in rows),
+        "citation_precision": round(sum(r.get("cited_relevant", 0) for r in answered) / cited, 4) if cited else None,
+        "median_body_chars": statistics.median(r["body_chars"] for r in answered) if answered else None,
+        "heading_only": sum(1 for r in answered if r.get("heading_only")),
     }
 
 
@@ -91,8 +114,17 @@ def read_eval_file(path: Path) -> list[EvalItem]:
             expect = [expect]
         if kind == "answerable" and not expect:
             raise AssistantError(f"{where}: an answerable question needs 'expect'")
-        items.append(EvalItem(str(raw.get("id", number)), str(raw["question"]), kind, list(expect)))
+        facts, forbidden = (_strings(raw, name, where) for name in ("facts", "not"))
+        items.append(EvalItem(str(raw.get("id", number)), str(raw["question"]), kind, list(expect), facts, forbidden))
     return items
+
+
+def _strings(raw: dict[str, Any], name: str, where: str) -> list[str]:
+    value = raw.get(name, [])
+    value = [value] if isinstance(value, str) else value
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise AssistantError(f"{where}: field '{name}' must be a list of non-empty strings")
+    return value
 
 
 def clause_matches(clause: Clause, expected: str | dict[str, str]) -> bool:
@@ -134,4 +166,46 @@ def run_eval(items: list[EvalItem], ask: Callable[[str], tuple[Answer, Retrieval
             "rank": first_hit(ranked, item.expect),
             "cited": first_hit([c.clause for c in answer.citations], item.expect) is not None,
             "top": answer.citations[0].reference() if answer.citations else "",
+            **judge_answer(item, answer),
         }
+
+
+def judge_answer(item: EvalItem, answer: Answer) -> dict[str, Any]:
+    """The answer text against the item: facts stated, forbidden strings said, cited clauses that address the
+    question (an accepted clause, or the interpretation / interpreted clause cited with one), body length, and
+    whether its body is nothing but its clauses' headings."""
+    body = re.sub(r"\[\d+\]", "", answer.body if not answer.refused else "")
+    said = _folded(body)
+    relevant = [c for c in answer.citations if any(clause_matches(c.clause, e) for e in item.expect)]
+    addressing = [c for c in answer.citations if c in relevant or any(_paired(c, r) for r in relevant)]
+    return {
+        "facts_total": len(item.facts),
+        "facts_found": sum(1 for fact in item.facts if _folded(fact) in said),
+        "missing_facts": [fact for fact in item.facts if _folded(fact) not in said],
+        "forbidden_said": sum(1 for text in item.forbidden if _folded(text) in said),
+        "cited_total": len(answer.citations),
+        "cited_relevant": len(addressing),
+        "body_chars": len(body),
+        "heading_only": bool(body) and _heading_only(body, answer.citations),
+        "answer": body,
+    }
+
+
+def _folded(text: str) -> str:
+    """t2s, width folding, and no spaces or punctuation: the form facts are compared in."""
+    return re.sub(r"[\s，。、；：！？,.;:!?“”\"'（）()《》]", "", normalize(text))
+
+
+def _paired(citation: Citation, other: Citation) -> bool:
+    return (citation.clause.clause_id in other.clause.refers_to) or (other.clause.clause_id in
+                                                                    citation.clause.refers_to)
+
+
+def _heading_only(body: str, citations: list[Citation]) -> bool:
+    """Every sentence of the body is the heading of a cited clause that has more to say than its heading."""
+    headings: set[str] = set()
+    for citation in citations:
+        units = sentence_units(citation.clause.text)
+        headings |= {_folded(u.text) for u in units if u.heading and len(units) > 1}
+    sentences = [_folded(s) for s in re.split(r"(?<=[。！？])", re.sub(r"^根[据據].*?的要求，", "", body)) if s.strip()]
+    return bool(sentences) and all(s in headings for s in sentences)

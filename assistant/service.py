@@ -110,7 +110,7 @@ class Assistant:
             alone = retriever.retrieve(question)
             if alone.relevant and alone.candidates and alone.candidates[0].coverage >= 0.99:
                 asked, retrieval = question, alone
-        answer = compose(retrieval, self.settings.answer, retriever.lexical, retriever.neighbours)
+        answer = compose(retrieval, self.settings.answer, retriever.lexical, retriever.neighbours, question)
         if self.llm_enabled:
             answer = generate(asked, answer, retrieval, self.settings.llm, self._chat_model(), on_text)
         answer.question = question

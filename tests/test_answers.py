@@ -4,14 +4,24 @@ import re
 
 import pytest
 
-from assistant.answer.extractive import split_sentences, validity_warning
-from assistant.ingest.normalize import normalize
+from assistant.answer.display import render
+from assistant.answer.extractive import validity_warning
+from assistant.answer.sentences import split_sentences
+from assistant.ingest.normalize import is_traditional, normalize
 from assistant.ingest.records import Clause
 
 pytestmark = pytest.mark.slow
 
 QUESTIONS = ["政务公开工作要纳入绩效考核吗？", "热线电话太多了打不通怎么办？", "兩微一端是指什麼？",
              "线上线下政务服务要融合吗？", "涉及群众切身利益的决策草案会提前公布吗？"]
+
+
+FRAME = re.compile(r"^根[据據]\w{1,4}?[\d一二三四五六七八九十、（）.]+(?P<heading>[^，]+)的要求，")
+
+
+def unpunctuated(text: str) -> str:
+    """Text without punctuation: the answer shows Chinese punctuation where the source mixed in ASCII."""
+    return re.sub(r"[\W_]", "", normalize(text))
 
 
 def _bigram_share(sentences: list[str], line: str) -> float:
@@ -33,7 +43,11 @@ def test_every_sentence_comes_from_the_clause_it_cites(assistant, question):
     assert tagged
     for sentence, markers in tagged:
         first, *also = [by_n[int(n)] for n in re.findall(r"\d+", markers)]
-        assert normalize(sentence) in normalize(first.clause.text).replace("\n", "")
+        source = normalize(first.clause.text).replace("\n", "")
+        if frame := FRAME.match(sentence):  # 根据通知7、（一）<the clause's heading>的要求，<its sentence>
+            assert first.clause.label in frame.group(0) and normalize(frame.group("heading")) in source
+            sentence = sentence[frame.end():]
+        assert unpunctuated(sentence) in unpunctuated(source)
         for citation in also:  # an interpreted clause cited beside the interpretation that restates it
             assert citation.role == "interpreted"
             assert citation.clause.clause_id in first.clause.refers_to
@@ -41,9 +55,12 @@ def test_every_sentence_comes_from_the_clause_it_cites(assistant, question):
     for citation in answer.citations:
         if citation.role == "retrieved":
             assert citation.clause.clause_id in retrieved
+        elif citation.role == "list":  # another item of a retrieved item's list
+            assert any(c.clause.path[:-1] == citation.clause.path[:-1] and c.clause.clause_id in retrieved
+                       for c in answer.citations)
         else:  # the policy clause an interpretation explains
             assert any(citation.clause.clause_id in c.clause.refers_to for c in answer.citations)
-        assert f"[{citation.n}] {citation.reference()}" in answer.text
+        assert render(f"[{citation.n}] {citation.reference()}", is_traditional(question)) in answer.text
 
 
 def test_answer_to_a_simplified_question_is_in_simplified(assistant):

@@ -12,7 +12,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from assistant.answer.extractive import answer_text, render
+from assistant.answer.display import render
+from assistant.answer.extractive import answer_text
 from assistant.answer.records import Answer, Citation
 from assistant.answer.verify import verify
 from assistant.config import LLMSettings

@@ -15,14 +15,14 @@ class Citation:
     n: int
     clause: Clause
     score: float
-    # Why it is cited: "retrieved" (it answered the question) or "interpreted" (the clause that a
-    # cited interpretation explains).
+    # Why it is cited: "retrieved" (it answered the question), "interpreted" (the clause that a cited
+    # interpretation explains) or "list" (another item of the list, inside one sentence, that a retrieved item is in).
     role: str = "retrieved"
     sentences: list[str] = field(default_factory=list)
 
     def reference(self) -> str:
         """《title》(文号) label — the way a person cites a clause."""
-        number = f"({self.clause.doc_number})" if self.clause.doc_number else ""
+        number = f"（{self.clause.doc_number}）" if self.clause.doc_number else ""
         return f"《{self.clause.title.strip('《》')}》{number} {self.clause.label}".strip()
 
     def to_json(self) -> dict[str, Any]:
