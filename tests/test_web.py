@@ -164,7 +164,7 @@ def test_an_editor_publishes_a_policy_that_then_answers(editors_server):
                                       [[upload(base, editor, "bikes.md", BIKES.encode())], *[""] * 8, False], editor)
     assert event == "complete" and "新增 1" in result and "示例市共享单车停放管理办法" in documents
     reply = ask(base, "共享单车可以停在盲道上吗？")[0][1]["content"][0]["text"]
-    assert "盲道" in reply and "《示例市共享单车停放管理办法》(示市政发〔2025〕9号) 第二条" in reply
+    assert "盲道" in reply and "《示例市共享单车停放管理办法》（示市政发〔2025〕9号） 第二条" in reply
     event, (summary, _) = call(f"{base}/editors", "set_status", ["bikes", "已废止", ""], editor)
     assert event == "complete" and "嵌入 0 条" in summary  # a status change re-embeds nothing
     reply = ask(base, "共享单车可以停在盲道上吗？")[0][1]["content"][0]["text"]

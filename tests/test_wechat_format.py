@@ -19,8 +19,10 @@ def test_an_answer_reads_first_and_its_citations_follow_on_one_line():
     text = "**加快整合**各类政务热线。[1][2]\n\n依据：\n[1] 《…》 7、（四）\n[2] 《…》 8、（二）"
     phone = phone_text(Answer("q", text, refused=False, citations=citations))
     assert phone.startswith("加快整合各类政务热线。[1][2]")
-    assert phone.endswith("依据：[1]《关于进一步做好全省政务公开工作的通知》(鲁政办发〔2018〕1号) 7、（四）；"
-                          "[2]《关于进一步做好全省政务公开工作的通知》(鲁政办发〔2018〕1号) 8、（二）")
+    assert phone.endswith("依据：[1]《关于进一步做好全省政务公开工作的通知》（鲁政办发〔2018〕1号） 7、（四）；"
+                          "[2]《关于进一步做好全省政务公开工作的通知》（鲁政办发〔2018〕1号） 8、（二）")
+    traditional = phone_text(Answer("熱線怎麼辦？", text, refused=False, citations=citations))
+    assert "[1]《關於進一步做好全省政務公開工作的通知》（魯政辦發〔2018〕1號） 7、（四）" in traditional
     refusal = Answer("q", "语料中没有找到相关规定。建议拨打12345。", refused=True)
     assert phone_text(refusal) == refusal.text
 

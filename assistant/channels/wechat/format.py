@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 
+from assistant.answer.display import render
 from assistant.answer.records import Answer
+from assistant.ingest.normalize import is_traditional
 
 MORE = "\n（回复「继续」查看余下内容）"
 _MARKDOWN = re.compile(r"\*\*|__|`|^#{1,6}\s*|^>\s?", re.MULTILINE)
@@ -12,12 +14,13 @@ _SENTENCE_END = re.compile(r"(?<=[。！？；!?;\n])")
 
 
 def phone_text(answer: Answer) -> str:
-    """The answer first, then one line of compact citations: 依据：[1]《…》(文号) 7、（四）；[2]…"""
+    """The answer first, then one line of compact citations: 依据：[1]《…》（文号） 7、（四）；[2]…"""
     text = answer.text
     if not answer.refused and answer.citations:
         main, _, sources = text.rpartition("\n\n")
         label = sources.split("\n", 1)[0]  # "依据：" in the user's script
-        refs = "；".join(f"[{c.n}]{c.reference()}" for c in answer.citations)
+        traditional = is_traditional(answer.question)  # the citations in the asker's script, as the body is
+        refs = "；".join(render(f"[{c.n}]{c.reference()}", traditional) for c in answer.citations)
         text = f"{main}\n\n{label}{refs}" if main else text
     return _MARKDOWN.sub("", text).strip()
 
