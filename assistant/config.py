@@ -20,6 +20,11 @@ class IndexSettings(BaseModel):
         description="Embedding model: the bundled default, a Hugging Face hub id or a local folder "
         "with a sentence-transformers model.",
     )
+    tuned: bool = Field(
+        True,
+        description="Use the bundled model's tuning for citizens' questions (LoRA weights shipped in the package, "
+        "and the relevance judge fitted with them); off: plain multilingual-e5-small. Only for the bundled default.",
+    )
     query_prefix: str = Field("query: ", description="Prompt put before a question (e5-style models).")
     passage_prefix: str = Field("passage: ", description="Prompt put before a clause (e5-style models).")
     cache_dir: Path = Field(
@@ -59,6 +64,10 @@ class RetrievalSettings(BaseModel):
     rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant.")
     dense_weight: float = Field(1.0, ge=0, description="Weight of the dense ranking in the fusion.")
     lexical_weight: float = Field(1.0, ge=0, description="Weight of the BM25 ranking in the fusion.")
+    reranker: str = Field(
+        "", description="A sentence-transformers CrossEncoder (a hub id such as BAAI/bge-reranker-v2-m3, if "
+        "downloaded, or a folder) that scores the judged candidates: its probability is averaged with the judge's "
+        "and reorders them. Empty: off.")
     min_relevance: float = Field(
         0.6,
         ge=0,

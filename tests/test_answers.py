@@ -123,3 +123,9 @@ def test_further_citations_share_the_questions_terms(assistant, question):
 def test_score_question_cites_the_score_clause_and_its_interpretation_only(assistant):
     answer = assistant.ask("政务公开考核分值是多少？")
     assert [c.clause.label for c in answer.citations] == ["问答5", "8、（二）"]
+
+
+def test_a_distinctive_phrase_that_stands_in_one_clause_is_answered_from_it(assistant):
+    answer = assistant.ask("不见面审批是在哪条里提到的？")
+    assert not answer.refused
+    assert answer.citations[0].clause.label == "5、（一）"

@@ -33,6 +33,7 @@ class ClauseEmbedder(Embeddings):
         self._traced: Any = None
         self.workers = min(4, os.cpu_count() or 1)
         self._tokenizing = threading.Lock()  # a fast tokenizer is not safe to call from two threads at once
+        self.judge: dict[str, float] | None = None  # relevance-judge weights fitted for this model's scores
 
     @property
     def fingerprint(self) -> str:
@@ -155,17 +156,40 @@ def _digest(key: str) -> str:
 
 def fingerprint_for(settings: IndexSettings) -> str:
     """The fingerprint of the configured model, known without loading it."""
-    return model_fingerprint(settings.model, settings.query_prefix, settings.passage_prefix, settings.quantize)
+    return model_fingerprint(model_label(settings), settings.query_prefix, settings.passage_prefix,
+                             settings.quantize)
+
+
+def uses_tuned(settings: IndexSettings) -> bool:
+    from assistant.index import tuned_model
+
+    return settings.model == DEFAULT_MODEL and settings.tuned and tuned_model.available()
+
+
+def model_label(settings: IndexSettings) -> str:
+    """The model's name as indexes record it: the bundled default with its tuning names the shipped weights, so
+    vectors of the tuned and the plain model are never mixed."""
+    if not uses_tuned(settings):
+        return settings.model
+    from assistant.index import tuned_model
+
+    return f"{settings.model}+tuned-{tuned_model.adapter_id()}"
 
 
 def resolve_model_path(settings: IndexSettings) -> str:
-    """The bundled default becomes a folder under the cache directory; anything else is passed through."""
+    """The bundled default becomes a folder under the cache directory (with the shipped tuning merged in, unless
+    it is turned off); anything else is passed through."""
     if settings.model != DEFAULT_MODEL:
         return settings.model
+    from assistant.index import tuned_model
     from assistant.index.bundled_model import FORMAT_VERSION, MODEL_NAME, materialize
 
     try:
-        return str(materialize(Path(settings.cache_dir) / f"{MODEL_NAME}-v{FORMAT_VERSION}"))
+        base = materialize(Path(settings.cache_dir) / f"{MODEL_NAME}-v{FORMAT_VERSION}")
+        if not uses_tuned(settings):
+            return str(base)
+        target = Path(settings.cache_dir) / f"{MODEL_NAME}-v{FORMAT_VERSION}-tuned-{tuned_model.adapter_id()}"
+        return str(tuned_model.materialize_tuned(base, target))
     except OSError as e:
         raise ModelError(f"cannot prepare the bundled model in {settings.cache_dir}: {e}",
                          "set POLICY_ASSISTANT_INDEX__CACHE_DIR to a writable folder") from e
@@ -188,8 +212,12 @@ def load_embedder(settings: IndexSettings) -> ClauseEmbedder:
     if settings.quantize:
         model = quantize(model)
     log.info("embedding model %s loaded%s", settings.model, " (int8)" if settings.quantize else "")
-    embedder = ClauseEmbedder(model, settings.model, settings.query_prefix, settings.passage_prefix,
+    embedder = ClauseEmbedder(model, model_label(settings), settings.query_prefix, settings.passage_prefix,
                               settings.batch_size, quantized=settings.quantize)
+    if uses_tuned(settings):
+        from assistant.index import tuned_model
+
+        embedder.judge = tuned_model.meta().get("judge")
     embedder.enable_direct_queries()
     return embedder
 
