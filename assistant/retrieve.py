@@ -236,7 +236,26 @@ class Retriever:
             ranked[0].relevance = 1.0  # the question names a 文号 that this clause carries or cites
         result.candidates = ranked
         result.relevant = bool(ranked) and ranked[0].relevance >= self.settings.min_relevance
+        holder = None if result.relevant or not ranked else self._distinctive(normalized, tokens, ranked[:JUDGED])
+        if holder is not None:
+            # the question's own distinctive phrase stands in this clause and in no other judged one: never refused
+            ranked.remove(holder)
+            ranked.insert(0, holder)
+            holder.relevance = max(holder.relevance, self.settings.min_relevance)
+            result.relevant = True
         return result
+
+    def _distinctive(self, normalized: str, tokens: list[str], head: list[Candidate]) -> Candidate | None:
+        """The one judged clause holding a stretch of the question's own text of five characters or more with a
+        rare term in it (「不见面审批」), longest first; None when no such stretch stands in exactly one."""
+        rare = [t for t in tokens if self.lexical.idf(t) >= 0.5 * math.log(len(self.lexical.ids) + 1)]
+        stretches = {run[i:j] for run in re.findall(r"[\u4e00-\u9fff\w]{5,}", normalized)
+                     for i in range(len(run)) for j in range(i + 5, min(len(run), i + 16) + 1)}
+        for phrase in sorted((p for p in stretches if any(t in p for t in rare)), key=len, reverse=True):
+            holders = [c for c in head if phrase in self._passage(c.clause)]
+            if len(holders) == 1:
+                return holders[0]
+        return None
 
     def _rerank(self, question: str, head: list[Candidate]) -> None:
         """The cross-encoder's probability that each clause answers the question, averaged with the judge's."""
