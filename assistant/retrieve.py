@@ -55,6 +55,7 @@ class Candidate:
     coverage: float = 0.0
     relevance: float = 0.0
     rerank: float | None = None  # the reranker's probability, when one is set
+    phrase: float = 0.0  # the longest verbatim run of the question's words it holds (0–1)
 
     def scores(self) -> dict[str, float | int | bool | None]:
         return {
@@ -74,6 +75,7 @@ class Retrieval:
     normalized: str
     candidates: list[Candidate] = field(default_factory=list)
     relevant: bool = False
+    answerable: float | None = None  # the tuned judge's probability that the head holds the answer
 
     @property
     def relevance(self) -> float:
@@ -145,6 +147,17 @@ def judge(features: dict[str, float], weights: dict[str, float] | None = None) -
     return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
 
 
+def question_evidence(head: list[Candidate], weights: dict[str, float] | None) -> dict[str, float]:
+    """What decides a refusal: the best judged candidate's evidence and judgment, and how far its cosine stands
+    above the rest of the head (an answerable question has a clause that stands out)."""
+    top = head[0]
+    cosines = sorted((c.dense for c in head), reverse=True)
+    spread = cosines[0] - cosines[min(4, len(cosines) - 1)]
+    p = min(max(top.relevance, 1e-6), 1 - 1e-6)
+    return {"top_cosine": top.dense, "top_coverage": top.coverage, "top_logit": math.log(p / (1 - p)),
+            "spread": spread, "top_phrase": top.phrase}
+
+
 def evidence(candidate: Candidate, tokens: list[str], passage: str) -> dict[str, float]:
     """What the judge weighs: the cosine, the share of the question's terms the clause holds (IDF-weighted, as
     `coverage`), how high each ranking put it, and the longest run of the question's own words that stands
@@ -158,11 +171,12 @@ def evidence(candidate: Candidate, tokens: list[str], passage: str) -> dict[str,
             if phrase not in passage:
                 break
             longest = len(phrase)
+    candidate.phrase = min(longest, 12) / 12 if longest >= 4 else 0.0
     return {
         "cosine": candidate.dense, "coverage": candidate.coverage,
         "dense_rr": 1.0 / (1 + candidate.dense_rank) if candidate.dense_rank is not None else 0.0,
         "lexical_rr": 1.0 / (1 + candidate.lexical_rank) if candidate.lexical_rank is not None else 0.0,
-        "phrase": min(longest, 12) / 12 if longest >= 4 else 0.0,
+        "phrase": candidate.phrase,
     }
 
 
@@ -235,7 +249,13 @@ class Retriever:
         if ranked and ranked[0].clause.clause_id in by_number:
             ranked[0].relevance = 1.0  # the question names a 文号 that this clause carries or cites
         result.candidates = ranked
-        result.relevant = bool(ranked) and ranked[0].relevance >= self.settings.min_relevance
+        refusal = getattr(self.embedder, "refusal", None)
+        if ranked and refusal and ranked[0].clause.clause_id not in by_number:
+            # the tuned model's judge decides refusals on the whole head (is anything here the answer?)
+            result.answerable = judge(question_evidence(ranked[:JUDGED], self.embedder.judge), refusal)
+            result.relevant = result.answerable >= self.settings.min_relevance
+        else:
+            result.relevant = bool(ranked) and ranked[0].relevance >= self.settings.min_relevance
         holder = None if result.relevant or not ranked else self._distinctive(normalized, tokens, ranked[:JUDGED])
         if holder is not None:
             # the question's own distinctive phrase stands in this clause and in no other judged one: never refused

@@ -4,12 +4,15 @@ refusal point.
     python bench/fit_judge.py --index bench/data/tuned-index   # an index of the law corpus and
                                                                  # tests/data/real/ built with the tuned model
 
-The judge is a logistic function of each judged candidate's evidence (`retrieve.evidence`: tuned cosine, term
+The judge is two logistic functions. One weighs each judged candidate's evidence
+(`retrieve.evidence`: tuned cosine, term
 coverage, both rankings, the longest verbatim run of the question's words). It is fitted on the candidates
 retrieved for the training split the encoder never saw (`judge_questions` in tuned.json) and on 70 % of the
-out-of-corpus questions; its bias is then moved so that, at the configured `min_relevance`, at most 5 % of the
-remaining answerable questions would be refused, measured on the other 30 % of both. Writes `judge` and
-`judge_fit` into assistant/index/tuned/tuned.json (the weights file, and so the index fingerprint, is
+out-of-corpus questions: it orders the head. The other decides refusals from the head so ordered
+(`retrieve.question_evidence`: the best candidate's evidence and judgment, how far its cosine stands above the
+rest), fitted on the same questions; its bias is then moved so that, at the configured `min_relevance`, at most
+5 % of the remaining answerable questions would be refused, measured on the other 30 % of both. Writes `judge`,
+`refusal` and `judge_fit` into assistant/index/tuned/tuned.json (the weights file, and so the index fingerprint, is
 unchanged).
 """
 
@@ -36,6 +39,7 @@ from assistant.retrieve import JUDGED, evidence  # noqa: E402
 from assistant.service import Assistant  # noqa: E402
 
 FEATURES = ("cosine", "coverage", "dense_rr", "lexical_rr", "phrase")
+QUESTION = ("top_cosine", "top_coverage", "top_logit", "spread", "top_phrase")
 TRAIN = HERE.parent / "train"
 
 
@@ -66,10 +70,19 @@ def main() -> None:
                                                                                   strict=True)}}
     held_a = [_rows(assistant, item) for item in answerable[cut_a:]]
     held_o = [_rows(assistant, item) for item in outside[cut_o:]]
-    shift = _refusal_shift(weights, held_a, held_o, settings.retrieval.min_relevance, args.max_false_refusals)
-    weights["bias"] += shift
-    refused_a, refused_o = (_refused(weights, rows, settings.retrieval.min_relevance) for rows in (held_a, held_o))
+    # refusals: a question-level logistic over the head as the candidate judge orders it
+    Q = np.array([_question(weights, rows) for rows in fit])
+    answerable_label = np.array([1] * cut_a + [0] * cut_o)
+    asked = LogisticRegression(C=1.0, max_iter=2000).fit(Q, answerable_label)
+    refusal = {"bias": float(asked.intercept_[0]), **{n: float(w) for n, w in zip(QUESTION, asked.coef_[0],
+                                                                                    strict=True)}}
+    cut = settings.retrieval.min_relevance
+    scored_a = [_question(weights, rows) for rows in held_a]
+    scored_o = [_question(weights, rows) for rows in held_o]
+    refusal["bias"] += _refusal_shift(refusal, scored_a, cut, args.max_false_refusals)
+    refused_a, refused_o = (_refused(refusal, rows, cut) for rows in (scored_a, scored_o))
     meta["judge"] = {k: round(v, 4) for k, v in weights.items()}
+    meta["refusal"] = {k: round(v, 4) for k, v in refusal.items()}
     meta["judge_fit"] = {"candidates": int(len(y)), "positives": int(y.sum()), "fit_questions": len(fit),
                          "calibration": {"answerable": len(held_a), "out_of_corpus": len(held_o),
                                          "false_refusals": round(refused_a, 3), "refusals": round(refused_o, 3)}}
@@ -90,27 +103,37 @@ def _rows(assistant: Assistant, item: dict) -> list[tuple[list[float], int]]:  #
     return rows
 
 
-def _top(weights: dict[str, float], rows: list[tuple[list[float], int]]) -> float:
-    """The best judged probability among the question's candidates (what decides a refusal)."""
+def _question(weights: dict[str, float], rows: list[tuple[list[float], int]]) -> list[float]:
+    """`retrieve.question_evidence` from a question's candidate rows, the head ordered by the candidate judge."""
     if not rows:
-        return 0.0
-    z = max(weights["bias"] + sum(weights[n] * f for n, f in zip(FEATURES, features, strict=True))
-            for features, _ in rows)
-    return 1 / (1 + math.exp(-z))
+        return [0.0] * len(QUESTION)
+    logits = [weights["bias"] + sum(weights[n] * f for n, f in zip(FEATURES, features, strict=True))
+              for features, _ in rows]
+    best = int(np.argmax(logits))
+    top = dict(zip(FEATURES, rows[best][0], strict=True))
+    cosines = sorted((features[0] for features, _ in rows), reverse=True)
+    spread = cosines[0] - cosines[min(4, len(cosines) - 1)]
+    p = min(max(1 / (1 + math.exp(-logits[best])), 1e-6), 1 - 1e-6)
+    values = {"top_cosine": top["cosine"], "top_coverage": top["coverage"], "top_logit": math.log(p / (1 - p)),
+              "spread": spread, "top_phrase": top["phrase"]}
+    return [values[n] for n in QUESTION]
 
 
-def _refused(weights: dict[str, float], questions: list[list[tuple[list[float], int]]], cut: float) -> float:
-    return sum(1 for rows in questions if _top(weights, rows) < cut) / max(1, len(questions))
+def _probability(weights: dict[str, float], values: list[float]) -> float:
+    z = weights["bias"] + sum(weights[n] * v for n, v in zip(QUESTION, values, strict=True))
+    return 1 / (1 + math.exp(-max(-60.0, min(60.0, z))))
 
 
-def _refusal_shift(weights: dict[str, float], answerable: list[list[tuple[list[float], int]]],
-                   outside: list[list[tuple[list[float], int]]], cut: float, max_false: float) -> float:
-    """The bias shift that refuses the most out-of-corpus questions while refusing at most `max_false` of the
-    answerable ones."""
-    for shift in np.arange(-8, 8.01, 0.05):  # a lower bias refuses more: the lowest that keeps the bound
+def _refused(weights: dict[str, float], questions: list[list[float]], cut: float) -> float:
+    return sum(1 for values in questions if _probability(weights, values) < cut) / max(1, len(questions))
+
+
+def _refusal_shift(weights: dict[str, float], answerable: list[list[float]], cut: float, max_false: float) -> float:
+    """The bias shift that refuses the most while refusing at most `max_false` of the answerable questions."""
+    for shift in np.arange(-10, 10.01, 0.05):  # a lower bias refuses more: the lowest that keeps the bound
         if _refused({**weights, "bias": weights["bias"] + shift}, answerable, cut) <= max_false:
             return float(shift)
-    return 8.0
+    return 10.0
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ class ClauseEmbedder(Embeddings):
         self.workers = min(4, os.cpu_count() or 1)
         self._tokenizing = threading.Lock()  # a fast tokenizer is not safe to call from two threads at once
         self.judge: dict[str, float] | None = None  # relevance-judge weights fitted for this model's scores
+        self.refusal: dict[str, float] | None = None  # …and the weights that decide a refusal from the head
 
     @property
     def fingerprint(self) -> str:
@@ -218,6 +219,7 @@ def load_embedder(settings: IndexSettings) -> ClauseEmbedder:
         from assistant.index import tuned_model
 
         embedder.judge = tuned_model.meta().get("judge")
+        embedder.refusal = tuned_model.meta().get("refusal")
     embedder.enable_direct_queries()
     return embedder
 
