@@ -147,15 +147,25 @@ def judge(features: dict[str, float], weights: dict[str, float] | None = None) -
     return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
 
 
-def question_evidence(head: list[Candidate], weights: dict[str, float] | None) -> dict[str, float]:
-    """What decides a refusal: the best judged candidate's evidence and judgment, and how far its cosine stands
-    above the rest of the head (an answerable question has a clause that stands out)."""
+# A question for a particular fact that laws and policies seldom state (a telephone number, an address, a price,
+# opening hours, a website), and the signs that a clause states one.
+_ASKS_PARTICULAR = re.compile(r"电话|号码|热线是|地址|在哪|哪里办|网址|网站是|价格|多少钱|票价|几点|营业时间|开放时间"
+                              r"|上班时间|办公时间|二维码|公众号|官网|客服")
+_STATES_PARTICULAR = re.compile(r"\d{3,}|电话|地址|网址|价格|票价|营业时间|开放时间")
+
+
+def question_evidence(head: list[Candidate], weights: dict[str, float] | None, question: str = "") -> dict[str, float]:
+    """What decides a refusal: the best judged candidate's evidence and judgment, how far its cosine stands
+    above the rest of the head (an answerable question has a clause that stands out), and whether the question
+    asks for a particular fact (a telephone number, an address, a price) that the best clause does not state."""
     top = head[0]
+    particular = bool(_ASKS_PARTICULAR.search(question)) and not _STATES_PARTICULAR.search(
+        normalize(top.clause.text))
     cosines = sorted((c.dense for c in head), reverse=True)
     spread = cosines[0] - cosines[min(4, len(cosines) - 1)]
     p = min(max(top.relevance, 1e-6), 1 - 1e-6)
     return {"top_cosine": top.dense, "top_coverage": top.coverage, "top_logit": math.log(p / (1 - p)),
-            "spread": spread, "top_phrase": top.phrase}
+            "spread": spread, "top_phrase": top.phrase, "asks_unstated": float(particular)}
 
 
 def evidence(candidate: Candidate, tokens: list[str], passage: str) -> dict[str, float]:
@@ -252,7 +262,8 @@ class Retriever:
         refusal = getattr(self.embedder, "refusal", None)
         if ranked and refusal and ranked[0].clause.clause_id not in by_number:
             # the tuned model's judge decides refusals on the whole head (is anything here the answer?)
-            result.answerable = judge(question_evidence(ranked[:JUDGED], self.embedder.judge), refusal)
+            evidence_ = question_evidence(ranked[:JUDGED], self.embedder.judge, normalized)
+            result.answerable = judge(evidence_, refusal)
             result.relevant = result.answerable >= self.settings.min_relevance
         else:
             result.relevant = bool(ranked) and ranked[0].relevance >= self.settings.min_relevance

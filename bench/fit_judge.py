@@ -35,11 +35,11 @@ from assistant.evaluation import clause_matches  # noqa: E402
 from assistant.index import tuned_model  # noqa: E402
 from assistant.index.build import passage_text  # noqa: E402
 from assistant.index.lexical import tokenize  # noqa: E402
-from assistant.retrieve import JUDGED, evidence  # noqa: E402
+from assistant.retrieve import JUDGED, evidence, question_evidence  # noqa: E402
 from assistant.service import Assistant  # noqa: E402
 
 FEATURES = ("cosine", "coverage", "dense_rr", "lexical_rr", "phrase")
-QUESTION = ("top_cosine", "top_coverage", "top_logit", "spread", "top_phrase")
+QUESTION = ("top_cosine", "top_coverage", "top_logit", "spread", "top_phrase", "asks_unstated")
 TRAIN = HERE.parent / "train"
 
 
@@ -61,7 +61,7 @@ def main() -> None:
     settings = Settings(index_dir=args.index)
     assistant = Assistant(settings)
     fit = [_rows(assistant, item) for item in answerable[:cut_a] + outside[:cut_o]]
-    X = np.array([f for rows in fit for f, _ in rows])
+    X = np.array([f[:len(FEATURES)] for rows in fit for f, _ in rows])
     y = np.array([label for rows in fit for _, label in rows])
     from sklearn.linear_model import LogisticRegression
 
@@ -99,23 +99,25 @@ def _rows(assistant: Assistant, item: dict) -> list[tuple[list[float], int]]:  #
     for candidate in retrieval.candidates[:JUDGED]:
         features = evidence(candidate, tokens, passage_text(candidate.clause))
         label = int(any(clause_matches(candidate.clause, e) for e in expect))
-        rows.append(([features[n] for n in FEATURES], label))
+        unstated = question_evidence([candidate], None, retrieval.normalized)["asks_unstated"]
+        rows.append(([features[n] for n in FEATURES] + [unstated], label))
     return rows
 
 
 def _question(weights: dict[str, float], rows: list[tuple[list[float], int]]) -> list[float]:
+    asks_unstated = [features[-1] for features, _ in rows]
     """`retrieve.question_evidence` from a question's candidate rows, the head ordered by the candidate judge."""
     if not rows:
         return [0.0] * len(QUESTION)
-    logits = [weights["bias"] + sum(weights[n] * f for n, f in zip(FEATURES, features, strict=True))
+    logits = [weights["bias"] + sum(weights[n] * f for n, f in zip(FEATURES, features, strict=False))
               for features, _ in rows]
     best = int(np.argmax(logits))
-    top = dict(zip(FEATURES, rows[best][0], strict=True))
+    top = dict(zip(FEATURES, rows[best][0], strict=False))
     cosines = sorted((features[0] for features, _ in rows), reverse=True)
     spread = cosines[0] - cosines[min(4, len(cosines) - 1)]
     p = min(max(1 / (1 + math.exp(-logits[best])), 1e-6), 1 - 1e-6)
     values = {"top_cosine": top["cosine"], "top_coverage": top["coverage"], "top_logit": math.log(p / (1 - p)),
-              "spread": spread, "top_phrase": top["phrase"]}
+              "spread": spread, "top_phrase": top["phrase"], "asks_unstated": asks_unstated[best]}
     return [values[n] for n in QUESTION]
 
 
