@@ -168,10 +168,16 @@ def question_evidence(head: list[Candidate], weights: dict[str, float] | None, q
             "spread": spread, "top_phrase": top.phrase, "asks_unstated": float(particular)}
 
 
-def evidence(candidate: Candidate, tokens: list[str], passage: str) -> dict[str, float]:
+def rare_terms(tokens: list[str], lexical: LexicalIndex) -> list[str]:
+    """The question's terms that few clauses use (document frequency at most about √N)."""
+    return [t for t in tokens if lexical.idf(t) >= 0.5 * math.log(len(lexical.ids) + 1)]
+
+
+def evidence(candidate: Candidate, tokens: list[str], passage: str, rare: list[str] | None = None) -> dict[str, float]:
     """What the judge weighs: the cosine, the share of the question's terms the clause holds (IDF-weighted, as
-    `coverage`), how high each ranking put it, and the longest run of the question's own words that stands
-    verbatim in the clause (a distinctive phrase found is strong evidence)."""
+    `coverage`), how high each ranking put it, the longest run of the question's own words that stands
+    verbatim in the clause (a distinctive phrase found is strong evidence), and the share of the question's rare
+    terms (`rare_terms`) it holds."""
     longest = 0
     for i in range(len(tokens)):
         for j in range(i + 2, len(tokens) + 1):
@@ -187,6 +193,7 @@ def evidence(candidate: Candidate, tokens: list[str], passage: str) -> dict[str,
         "dense_rr": 1.0 / (1 + candidate.dense_rank) if candidate.dense_rank is not None else 0.0,
         "lexical_rr": 1.0 / (1 + candidate.lexical_rank) if candidate.lexical_rank is not None else 0.0,
         "phrase": candidate.phrase,
+        "rare": sum(1 for t in rare if t in passage) / len(rare) if rare else 0.0,
     }
 
 
@@ -246,10 +253,12 @@ class Retriever:
                 by_id[clause_id].exact = True
         self._fuse(by_id.values())
         ranked = sorted(sorted(by_id.values(), key=tie_order), key=lambda c: c.fused, reverse=True)
+        rare = rare_terms(tokens, self.lexical)
         for candidate in ranked[:JUDGED]:
             passage = self._passage(candidate.clause)
             candidate.coverage = self.lexical.coverage(tokens, passage)
-            candidate.relevance = judge(evidence(candidate, tokens, passage), getattr(self.embedder, "judge", None))
+            candidate.relevance = judge(evidence(candidate, tokens, passage, rare),
+                                        getattr(self.embedder, "judge", None))
         if self.settings.reranker:
             self._rerank(normalized, ranked[:JUDGED])
         # the judged head is ordered by relevance (exact 文号/条号 matches first): the fusion finds candidates,
@@ -279,7 +288,7 @@ class Retriever:
     def _distinctive(self, normalized: str, tokens: list[str], head: list[Candidate]) -> Candidate | None:
         """The one judged clause holding a stretch of the question's own text of five characters or more with a
         rare term in it (「不见面审批」), longest first; None when no such stretch stands in exactly one."""
-        rare = [t for t in tokens if self.lexical.idf(t) >= 0.5 * math.log(len(self.lexical.ids) + 1)]
+        rare = rare_terms(tokens, self.lexical)
         stretches = {run[i:j] for run in re.findall(r"[\u4e00-\u9fff\w]{5,}", normalized)
                      for i in range(len(run)) for j in range(i + 5, min(len(run), i + 16) + 1)}
         for phrase in sorted((p for p in stretches if any(t in p for t in rare)), key=len, reverse=True):

@@ -6,7 +6,8 @@ refusal point.
 
 The judge is two logistic functions. One weighs each judged candidate's evidence
 (`retrieve.evidence`: tuned cosine, term
-coverage, both rankings, the longest verbatim run of the question's words). It is fitted on the candidates
+coverage, both rankings, the longest verbatim run of the question's words, the share of its rare terms held).
+It is fitted on the candidates
 retrieved for the training split the encoder never saw (`judge_questions` in tuned.json) and on 70 % of the
 out-of-corpus questions: it orders the head. The other decides refusals from the head so ordered
 (`retrieve.question_evidence`: the best candidate's evidence and judgment, how far its cosine stands above the
@@ -35,10 +36,10 @@ from assistant.evaluation import clause_matches  # noqa: E402
 from assistant.index import tuned_model  # noqa: E402
 from assistant.index.build import passage_text  # noqa: E402
 from assistant.index.lexical import tokenize  # noqa: E402
-from assistant.retrieve import JUDGED, evidence, question_evidence  # noqa: E402
+from assistant.retrieve import JUDGED, evidence, question_evidence, rare_terms  # noqa: E402
 from assistant.service import Assistant  # noqa: E402
 
-FEATURES = ("cosine", "coverage", "dense_rr", "lexical_rr", "phrase")
+FEATURES = ("cosine", "coverage", "dense_rr", "lexical_rr", "phrase", "rare")
 QUESTION = ("top_cosine", "top_coverage", "top_logit", "spread", "top_phrase", "asks_unstated")
 TRAIN = HERE.parent / "train"
 
@@ -93,11 +94,12 @@ def main() -> None:
 def _rows(assistant: Assistant, item: dict) -> list[tuple[list[float], int]]:  # type: ignore[type-arg]
     retrieval = assistant.retrieve(item["question"])
     tokens = tokenize(retrieval.normalized)
+    rare = rare_terms(tokens, assistant.retriever.lexical)
     expect = [{"title": e.get("law_name") or e.get("title", ""), "clause": e.get("article_no") or e.get("clause", "")}
               for e in item.get("expect", [])]
     rows = []
     for candidate in retrieval.candidates[:JUDGED]:
-        features = evidence(candidate, tokens, passage_text(candidate.clause))
+        features = evidence(candidate, tokens, passage_text(candidate.clause), rare)
         label = int(any(clause_matches(candidate.clause, e) for e in expect))
         unstated = question_evidence([candidate], None, retrieval.normalized)["asks_unstated"]
         rows.append(([features[n] for n in FEATURES] + [unstated], label))

@@ -28,3 +28,14 @@ def test_the_tuning_is_part_of_the_fingerprint_and_can_be_turned_off():
 def test_the_weights_are_small_and_licensed_as_the_base():
     assert (tuned_model.folder() / tuned_model.WEIGHTS).stat().st_size < 8_000_000
     assert tuned_model.meta()["licence"] == "MIT"
+
+
+def test_the_int8_tuned_model_ranks_like_its_fp32_self(embedder):
+    plain = load_embedder(IndexSettings(quantize=False))
+    passages = ["各市、各部門也要將政務公開納入績效考核體系,分值不低於4%。",
+                "加快整合各类政务热线电话，年底前将清理整合情况报上一级政府办公厅备案。",
+                "第十九条　劳动合同期限三个月以上不满一年的，试用期不得超过一个月。"]
+    ours, theirs = np.asarray(embedder.embed_documents(passages)), np.asarray(plain.embed_documents(passages))
+    for question in ("政务公开考核分值是多少？", "试用期最长多久？", "热线电话怎么整合？"):
+        assert int(np.argmax(ours @ embedder.embed_query(question))) == \
+            int(np.argmax(theirs @ plain.embed_query(question))), question

@@ -112,10 +112,11 @@ def interpreted(documents: Mapping[str, Mapping[str, str]]) -> dict[str, str]:
 
 
 def interpretation_links(targets: Mapping[str, str], clauses: Iterable[ClauseRow],
-                         vectors: Mapping[str, np.ndarray]) -> dict[str, list[str]]:
+                         vectors: Mapping[str, np.ndarray],
+                         similarity: float = LINK_SIMILARITY) -> dict[str, list[str]]:
     """Interpretation clause id → the ids of the policy clauses it explains: those it names by label,
-    else the most similar one if similar enough. `targets` is what `interpreted` returns; `clauses`
-    must hold the clauses of both sides."""
+    else the most similar one if at least `similarity` (the model's own: the tuned model's cosines sit lower).
+    `targets` is what `interpreted` returns; `clauses` must hold the clauses of both sides."""
     by_doc: dict[str, list[ClauseRow]] = {}
     for row in clauses:
         by_doc.setdefault(row.doc_id, []).append(row)
@@ -132,7 +133,7 @@ def interpretation_links(targets: Mapping[str, str], clauses: Iterable[ClauseRow
             if not named and row.passage_hash in vectors:
                 sims = matrix @ vectors[row.passage_hash]
                 best = int(np.argmax(sims))
-                named = [candidates[best].clause_id] if sims[best] >= LINK_SIMILARITY else []
+                named = [candidates[best].clause_id] if sims[best] >= similarity else []
             if named:
                 links[row.clause_id] = named
     return links

@@ -24,7 +24,7 @@ import numpy as np
 
 from assistant.index.generations import Manifest, clean_up, collection_name, generation_dir
 from assistant.index.lexical import LexicalIndex
-from assistant.index.links import interpretation_links, interpreted, replacement_links
+from assistant.index.links import LINK_SIMILARITY, interpretation_links, interpreted, replacement_links
 from assistant.index.registry import ACTIVE, ClauseRow, DocumentRow, Registry
 from assistant.index.store import ClauseStore, drop_collection, record_id
 
@@ -77,6 +77,15 @@ class _Desired:
 
 def digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def link_similarity(model: str) -> float:
+    """The cosine above which an interpretation explains its most similar clause, for the model's vectors."""
+    if "+tuned-" not in model:
+        return LINK_SIMILARITY
+    from assistant.index import tuned_model
+
+    return float(tuned_model.meta().get("link_similarity", LINK_SIMILARITY))
 
 
 @dataclass
@@ -183,7 +192,7 @@ class Publisher:
         if targets:
             linked = registry.clauses(set(targets) | set(targets.values()))
             vectors = registry.cached_vectors(self.fingerprint, (r.passage_hash for r in linked))
-            refers = interpretation_links(targets, linked, vectors)
+            refers = interpretation_links(targets, linked, vectors, link_similarity(self.model))
             for clause in (c for c in linked if c.clause_id in refers):
                 named = ",".join(refers[clause.clause_id])
                 by_doc.setdefault(clause.doc_id, []).append(f"{clause.clause_id}>{named}")
