@@ -84,7 +84,8 @@ def answer_metrics(rows: list[dict[str, Any]]) -> dict[str, Any]:
         if facts else None,
         "forbidden_said": sum(r.get("forbidden_said", 0) for r in rows),
         "citation_precision": round(sum(r.get("cited_relevant", 0) for r in answered) / cited, 4) if cited else None,
-        "median_body_chars": statistics.median(r["body_chars"] for r in answered) if answered else None,
+        "median_body_chars": statistics.median(lengths) if (lengths := [r["body_chars"] for r in answered
+                                                                        if "body_chars" in r]) else None,
         "heading_only": sum(1 for r in answered if r.get("heading_only")),
     }
 

@@ -78,7 +78,7 @@ def project_systems(index_dir: Path, tuned: bool = True, previous_judge: bool = 
     assistant = Assistant(settings)
     retriever = assistant.retriever
     if previous_judge:
-        assistant.embedder.judge = None  # the logistic over cosine and coverage fitted for the base model
+        assistant.embedder.judge = assistant.embedder.refusal = None  # the base model's logistic (cosine, coverage)
 
     def full(question: str) -> tuple[list[list[Clause]], bool | None, list[Clause]]:
         answer, retrieval = assistant.ask_traced(question)
