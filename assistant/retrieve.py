@@ -151,7 +151,9 @@ def judge(features: dict[str, float], weights: dict[str, float] | None = None) -
 # opening hours, a website), and the signs that a clause states one.
 _ASKS_PARTICULAR = re.compile(r"电话|号码|热线是|地址|在哪|哪里办|网址|网站是|价格|多少钱|票价|几点|营业时间|开放时间"
                               r"|上班时间|办公时间|二维码|公众号|官网|客服")
-_STATES_PARTICULAR = re.compile(r"\d{3,}|电话|地址|网址|价格|票价|营业时间|开放时间")
+_STATES_PARTICULAR = re.compile(r"\d{3,}|\d{1,2}[:：]\d{2}"
+                                r"|[零一二三四五六七八九十百千万两\d]+\s*(?:时|点|元|角|号楼|路|街)"
+                                r"|电话|地址|网址|价格|票价|营业时间|开放时间")
 
 
 def question_evidence(head: list[Candidate], weights: dict[str, float] | None, question: str = "") -> dict[str, float]:
