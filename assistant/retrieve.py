@@ -156,7 +156,7 @@ _STATES_PARTICULAR = re.compile(r"\d{3,}|\d{1,2}[:：]\d{2}"
                                 r"|电话|地址|网址|价格|票价|营业时间|开放时间")
 
 
-def question_evidence(head: list[Candidate], weights: dict[str, float] | None, question: str = "") -> dict[str, float]:
+def question_evidence(head: list[Candidate], question: str = "") -> dict[str, float]:
     """What decides a refusal: the best judged candidate's evidence and judgment, how far its cosine stands
     above the rest of the head (an answerable question has a clause that stands out), and whether the question
     asks for a particular fact (a telephone number, an address, a price) that the best clause does not state."""
@@ -273,8 +273,7 @@ class Retriever:
         refusal = getattr(self.embedder, "refusal", None)
         if ranked and refusal and ranked[0].clause.clause_id not in by_number:
             # the tuned model's judge decides refusals on the whole head (is anything here the answer?)
-            evidence_ = question_evidence(ranked[:JUDGED], self.embedder.judge, normalized)
-            result.answerable = judge(evidence_, refusal)
+            result.answerable = judge(question_evidence(ranked[:JUDGED], normalized), refusal)
             result.relevant = result.answerable >= self.settings.min_relevance
         else:
             result.relevant = bool(ranked) and ranked[0].relevance >= self.settings.min_relevance

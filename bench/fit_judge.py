@@ -101,7 +101,7 @@ def _rows(assistant: Assistant, item: dict) -> list[tuple[list[float], int]]:  #
     for candidate in retrieval.candidates[:JUDGED]:
         features = evidence(candidate, tokens, passage_text(candidate.clause), rare)
         label = int(any(clause_matches(candidate.clause, e) for e in expect))
-        unstated = question_evidence([candidate], None, retrieval.normalized)["asks_unstated"]
+        unstated = question_evidence([candidate], retrieval.normalized)["asks_unstated"]
         rows.append(([features[n] for n in FEATURES] + [unstated], label))
     return rows
 
