@@ -1,8 +1,8 @@
 """Fit the relevance judge for the tuned model, on questions the model was not trained on, and place its
 refusal point.
 
-    python bench/fit_judge.py --index bench/data/tuned-index   # an index of the law corpus and
-                                                                 # tests/data/real/ built with the tuned model
+    python bench/fit_judge.py --index bench/data/tuned-index   # the law corpus and the documents of
+                                                                 # tests/data/real/, indexed with the new weights
 
 The judge is two logistic functions. One weighs each judged candidate's evidence
 (`retrieve.evidence`: tuned cosine, term

@@ -217,10 +217,11 @@ def table(results: dict[str, dict[str, Any]], items: list[EvalItem]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("eval", nargs="?", type=Path, default=REPO / "eval" / "laws_dev.jsonl")
-    parser.add_argument("--index", type=Path, default=DATA / "tuned-index",
-                        help="the law corpus indexed with the tuned model (the default)")
-    parser.add_argument("--base-index", type=Path, default=DATA / "laws-index",
-                        help="the law corpus indexed with the base model (the previous release)")
+    parser.add_argument("--index", type=Path, default=DATA / "laws-index",
+                        help="the law corpus indexed with the tuned model (the default; bench/index_laws.py)")
+    parser.add_argument("--base-index", type=Path, default=DATA / "laws-index-base",
+                        help="the law corpus indexed with the base model, the previous release's (build it with "
+                        "POLICY_ASSISTANT_INDEX__TUNED=false bench/index_laws.py --index bench/data/laws-index-base)")
     parser.add_argument("--corpus", type=Path, default=DATA / "laws")
     parser.add_argument("--only", action="append", help="run only systems whose name contains this")
     parser.add_argument("--json", type=Path, help="also write the results here")
