@@ -1,6 +1,7 @@
 """Assemble and check the training data in train/: every answerable question's articles or clauses exist (in
-the law corpus export or in tests/data/real/), no question touches a held-out law or the seed policy, no
-question repeats an evaluation question, no duplicates.
+the law corpus export or in tests/data/real/), no question touches a held-out law (by title, inside a title such
+as its 修正案, or by name in the question) or the seed policy, no question repeats an evaluation question, no
+duplicates.
 
     python bench/train_data.py --laws bench/data/laws [BATCH.jsonl ...]   # merges batches in, then checks
 """
@@ -22,6 +23,13 @@ from train_model import TRAIN, accepted, load_passages, read_jsonl  # noqa: E402
 from assistant.ingest.normalize import normalize  # noqa: E402
 
 SEED_TITLES = ("关于进一步做好全省政务公开工作的通知", "關於進一步做好全省政務公開工作的通知")
+
+
+def touches(held: set[str], titles: set[str], question: str) -> bool:
+    """A held-out law is named: as a title, inside one (its 修正案, a 关于《…》的解释 of it: all versions of a
+    law are held out), or by its short name in the question (宪法里…)."""
+    short = {h.removeprefix("中华人民共和国") for h in held}
+    return any(h in t for h in held for t in titles) or any(name in question for name in short)
 
 
 def main() -> None:
@@ -46,7 +54,7 @@ def main() -> None:
         titles = {normalize(e.get("law_name") or e.get("title", "")) for e in item["expect"]}
         seed = titles & {normalize(t) for t in SEED_TITLES}
         reason = ("duplicate" if key in seen else "an evaluation question" if key in evaluated
-                  else "a held-out law" if titles & held else "the seed policy" if seed
+                  else "a held-out law" if touches(held, titles, key) else "the seed policy" if seed
                   else "no such article" if not accepted(item, passages) else "")
         if reason:
             dropped[reason] += 1
@@ -56,8 +64,8 @@ def main() -> None:
     kept_outside = []
     for item in outside:
         key = normalize(item["question"])
-        if key in seen or key in evaluated:
-            dropped["duplicate or evaluated (out of corpus)"] += 1
+        if key in seen or key in evaluated or touches(held, {normalize(item.get("near", ""))} - {""}, key):
+            dropped["duplicate, evaluated or near a held-out law (out of corpus)"] += 1
             continue
         seen.add(key)
         kept_outside.append(item)
