@@ -15,6 +15,7 @@ from assistant.answer.records import Answer, Citation
 from assistant.answer.sentences import Sentence, heading_of, sentence_units, strip_marker
 from assistant.config import AnswerSettings
 from assistant.index.lexical import LexicalIndex, tokenize
+from assistant.ingest.layout import DOCUMENT_KIND
 from assistant.ingest.normalize import is_traditional, normalize
 from assistant.ingest.records import NOT_IN_FORCE, Clause, expired
 from assistant.retrieve import JUDGED, Candidate, Retrieval, bigrams, same_content
@@ -27,8 +28,7 @@ ADDRESSES = 0.6
 FACT_KINDS = ("when", "how_much", "who")  # a question for one fact is answered once a sentence gives it
 KIND_BONUS = 0.25  # a sentence carrying the asked kind of fact (a deadline for 什么时候) ranks above its peers
 # the kind word a document is called by in a frame: 根据通知7、（一）推进政府网站集约化建设的要求，…
-_SHORT_NAME = re.compile(r"(通知|意见|意見|办法|辦法|规定|規定|方案|决定|決定|条例|條例|规划|規劃|细则|細則|公告"
-                         r"|通告|批复|纲要|綱要|规则|規則|要点|要點|计划|計劃|指引|指南|措施|预案|預案|法)(?:（[^）]*）)?$")
+_SHORT_NAME = re.compile(rf"({DOCUMENT_KIND})(?:（[^）]*）)?$")
 
 
 def validity_warning(clause: Clause, today: dt.date | None = None) -> str:

@@ -45,13 +45,14 @@ _PUBLICITY = re.compile(r"^[（(]\s*此件(?:公开发布|公開發布|主动公
 _DISTRIBUTION = re.compile(r"^(?:抄送|抄報|抄报|印发|印發)[:：]"
                            r"|.*(?:19|20)\d{2}\s*年\s*\d{1,2}\s*月\s*\d{1,2}\s*日\s*印[发發]\s*$")
 _FLAG = re.compile(r"^(?P<issuer>[\u4e00-\u9fff（）()、]{2,40}?)\s*文\s*件$")
-_KINDS = ("通知", "意见", "意見", "办法", "辦法", "规定", "規定", "方案", "决定", "決定", "条例", "條例",
+# what a document calls itself at the end of its title (…的通知, …条例)
+DOCUMENT_KINDS = ("通知", "意见", "意見", "办法", "辦法", "规定", "規定", "方案", "决定", "決定", "条例", "條例",
           "规划", "規劃", "细则", "細則", "公告", "通告", "批复", "批覆", "报告", "報告", "纲要", "綱要",
           "规则", "規則", "要点", "要點", "计划", "計畫", "計劃", "指引", "指南", "措施", "预案", "預案",
           "解读", "解讀", "问答", "問答", "法", "章程", "标准", "標準", "制度", "守则", "守則", "决议",
           "決議", "令", "函", "答记者问", "答記者問", "准则", "準則", "复函", "復函")
-_TITLE_END = re.compile(r"(?:" + "|".join(sorted(_KINDS, key=len, reverse=True)) + r")(?:[（(][^）)]{1,8}[）)])?"
-                        r"[”\"」』]?$")
+DOCUMENT_KIND = "|".join(sorted(DOCUMENT_KINDS, key=len, reverse=True))  # longest first, as a regex
+_TITLE_END = re.compile(rf"(?:{DOCUMENT_KIND})(?:[（(][^）)]{{1,8}}[）)])?[”\"」』]?$")
 _ADDRESSEES = re.compile(r"^[^。！？；]{2,200}[:：]$")
 _SENTENCE_END = re.compile(r"[。！？；!?;]$")
 
