@@ -6,8 +6,9 @@
 
 Data: `train/questions.jsonl` (answerable questions and the articles or clauses that answer them) and
 `train/out_of_corpus.jsonl`; passages are the clauses of the law corpus and of `tests/data/real/`, embedded as
-the index embeds them. Hard negatives are the near misses of the product's own retriever over the base-model
-index (`--index`; other clauses of the same document for policy documents). LoRA (rank 16 on query/key/value/
+the index embeds them. Two hard negatives per question: the near miss of the product's own retriever over the
+base-model index (`--index`), and another clause of the same document (the best-ranked one, or one at random);
+never a clause of a held-out law. LoRA (rank 16 on query/key/value/
 dense) with sentence-transformers' trainer and MultipleNegativesRankingLoss (in-batch and hard negatives),
 `query: ` / `passage: ` kept. Writes `assistant/index/tuned/` (lora.safetensors in fp16, tuned.json with the
 training record, probe vectors and the judge's weights fitted on the tuned model's scores).
@@ -41,10 +42,15 @@ RANK, ALPHA = 16, 32
 MODULES = ["query", "key", "value", "dense"]
 
 
+def held_out() -> set[str]:
+    """The laws that evaluations ask about: none of their text is trained on, not even as a negative."""
+    return {normalize(line.strip()) for line in (REPO.parent / "shared" / "eval" / "heldout_laws.txt").read_text(
+        encoding="utf-8").splitlines() if line.strip() and not line.startswith("#")}
+
+
 def load_passages(folders: list[Path]) -> dict[tuple[str, str], list[tuple[str, str]]]:
     """(title, article or clause label) → [(clause id, passage)]: a long article's paragraphs all count."""
-    held = {line.strip() for line in (REPO.parent / "shared" / "eval" / "heldout_laws.txt").read_text(
-        encoding="utf-8").splitlines() if line.strip() and not line.startswith("#")}
+    held = held_out()
     passages: dict[tuple[str, str], list[tuple[str, str]]] = {}
     for root in folders:
         for file in sorted(root.rglob("*")):
@@ -55,7 +61,7 @@ def load_passages(folders: list[Path]) -> dict[tuple[str, str], list[tuple[str, 
                 doc = load_document(file)
             except Exception:
                 continue
-            if doc.title in held or doc.metadata().get("status", "") in ("已废止", "历史版本"):
+            if normalize(doc.title) in held or doc.metadata().get("status", "") in ("已废止", "历史版本"):
                 continue
             for clause in parse_clauses(doc):
                 base = clause.label.split("第", 2)
@@ -140,42 +146,44 @@ def _base_model() -> Any:
 
 def _with_hard_negatives(pairs: list[tuple[dict[str, Any], list[tuple[str, str]]]],
                          passages: dict[tuple[str, str], list[tuple[str, str]]], model: Any,
-                         index: Path) -> list[tuple[str, str, str]]:
-    """(question, positive, hard negative): the positive is the accepted paragraph nearest the question; the
-    negative the product's best-ranked clause that is not accepted (for a policy document, its nearest other
-    clause)."""
+                         index: Path) -> list[tuple[str, str, str, str]]:
+    """(question, positive, near miss, same-document negative): the positive is the accepted paragraph nearest the
+    question; the near miss the product's best-ranked clause that is not accepted; the other the best-ranked
+    clause of the same document that is not accepted (a random one when the retriever ranks none). Clauses of
+    held-out laws are never used."""
     from assistant.config import Settings
     from assistant.service import Assistant
 
+    held = held_out()
     helper = Assistant(Settings(index_dir=index, index={"tuned": False})) if index.exists() else None
     by_doc: dict[str, list[tuple[str, str]]] = {}
     for key, rows in passages.items():
         by_doc.setdefault(key[0], []).extend(rows)
-    triples: list[tuple[str, str, str]] = []
+    rows: list[tuple[str, str, str, str]] = []
     for n, (item, found) in enumerate(pairs):
         question = normalize(item["question"])
+        title = normalize(item["expect"][0].get("law_name") or item["expect"][0].get("title", ""))
         ids = {cid for cid, _ in found}
         texts = [p for _, p in found]
         vectors = model.encode([question] + texts, prompt=None, normalize_embeddings=True,
                                batch_size=16, show_progress_bar=False)
         positive = texts[int(np.argmax(vectors[1:] @ vectors[0]))]
-        negative = ""
-        if helper is not None and "law_name" in item["expect"][0]:
-            retrieval = helper.retrieve(item["question"])
-            negative = next((passage_text(c.clause) for c in retrieval.candidates[:10]
-                             if c.clause.clause_id not in ids), "")
-        if not negative:
-            title = normalize(item["expect"][0].get("law_name") or item["expect"][0].get("title", ""))
-            others = [p for cid, p in by_doc.get(title, []) if cid not in ids]
-            negative = random.choice(others) if others else ""
-        if negative:
-            triples.append((question, positive, negative))
+        ranked = [] if helper is None else [
+            c.clause for c in helper.retrieve(item["question"]).candidates[:30]
+            if c.clause.clause_id not in ids and normalize(c.clause.title) not in held]
+        near = next((passage_text(c) for c in ranked[:10]), "")
+        same = next((passage_text(c) for c in ranked if normalize(c.title) == title and passage_text(c) != near), "")
+        others = [p for cid, p in by_doc.get(title, []) if cid not in ids and p not in (near, same)]
+        same = same or (random.choice(others) if others else "")
+        near = near or (random.choice(others) if others else "")
+        if near and same:
+            rows.append((question, positive, near, same))
         if n % 200 == 0:
             print(f"  negatives {n}/{len(pairs)}", file=sys.stderr)
-    return triples
+    return rows
 
 
-def _train(model: Any, triples: list[tuple[str, str, str]], epochs: float, batch: int) -> Any:
+def _train(model: Any, rows: list[tuple[str, str, str, str]], epochs: float, batch: int) -> Any:
     from datasets import Dataset
     from peft import LoraConfig, get_peft_model
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
@@ -186,12 +194,12 @@ def _train(model: Any, triples: list[tuple[str, str, str]], epochs: float, batch
     transformer = model[0]  # peft on the transformer itself (transformers' own adapter API wants a newer peft)
     transformer.model = get_peft_model(transformer.model, LoraConfig(
         r=RANK, lora_alpha=ALPHA, target_modules=MODULES, lora_dropout=0.05))
-    data = Dataset.from_dict({"anchor": [t[0] for t in triples], "positive": [t[1] for t in triples],
-                              "negative": [t[2] for t in triples]})
+    data = Dataset.from_dict({"anchor": [t[0] for t in rows], "positive": [t[1] for t in rows],
+                              "near": [t[2] for t in rows], "same": [t[3] for t in rows]})
     arguments = SentenceTransformerTrainingArguments(
         output_dir=str(HERE / "data" / "train-run"), num_train_epochs=epochs, per_device_train_batch_size=batch,
         learning_rate=3e-4, warmup_ratio=0.1, seed=13, batch_sampler=BatchSamplers.NO_DUPLICATES,
-        prompts={"anchor": "query: ", "positive": "passage: ", "negative": "passage: "},
+        prompts={"anchor": "query: ", "positive": "passage: ", "near": "passage: ", "same": "passage: "},
         logging_steps=10, save_strategy="no", report_to=[], use_cpu=True, dataloader_num_workers=0)
     trainer = SentenceTransformerTrainer(model=model, args=arguments, train_dataset=data,
                                          loss=MultipleNegativesRankingLoss(model))
