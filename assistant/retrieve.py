@@ -154,20 +154,33 @@ _ASKS_PARTICULAR = re.compile(r"电话|号码|热线是|地址|在哪|哪里办|
 _STATES_PARTICULAR = re.compile(r"\d{3,}|\d{1,2}[:：]\d{2}"
                                 r"|[零一二三四五六七八九十百千万两\d]+\s*(?:时|点|元|角|号楼|路|街)"
                                 r"|电话|地址|网址|价格|票价|营业时间|开放时间")
+# A question for a figure, a day or a name (how much it costs, which day, which firm), and the signs that a clause
+# states a figure or a day at all.
+_ASKS_FIGURE = re.compile(r"多少钱|收多少|多少费|价格|票价|几点|几号|哪天|哪一天|几月|哪一年|电话|号码|账号|名字|叫什么"
+                          r"|哪家|哪个平台|网址|地址|在哪")
+_STATES_FIGURE = re.compile(r"\d|[零一二三四五六七八九十百千万两]+\s*"
+                            r"(?:时|点|元|年|月|日|天|个|人|%|倍|万|亿|周|小时|公里|米)")
+# A question about the present moment (this year's figure, the latest news): laws and standing policies do not
+# state it.
+_ASKS_CURRENT = re.compile(r"今年|明年|去年|今天|明天|昨天|这个月|下个月|上个月|本月|这周|下周|最近|最新|目前|近期"
+                           r"|第[一二三四五六七八九十]+次")
 
 
 def question_evidence(head: list[Candidate], question: str = "") -> dict[str, float]:
     """What decides a refusal: the best judged candidate's evidence and judgment, how far its cosine stands
-    above the rest of the head (an answerable question has a clause that stands out), and whether the question
-    asks for a particular fact (a telephone number, an address, a price) that the best clause does not state."""
+    above the rest of the head (an answerable question has a clause that stands out), whether the question asks
+    for a particular fact (a telephone number, an address, a price, a day) that the best clause does not state,
+    and whether it asks about the present moment."""
     top = head[0]
-    particular = bool(_ASKS_PARTICULAR.search(question)) and not _STATES_PARTICULAR.search(
-        normalize(top.clause.text))
+    text = normalize(top.clause.text)
+    particular = bool(_ASKS_PARTICULAR.search(question)) and not _STATES_PARTICULAR.search(text)
+    figure = bool(_ASKS_FIGURE.search(question)) and not _STATES_FIGURE.search(text)
     cosines = sorted((c.dense for c in head), reverse=True)
     spread = cosines[0] - cosines[min(4, len(cosines) - 1)]
     p = min(max(top.relevance, 1e-6), 1 - 1e-6)
     return {"top_cosine": top.dense, "top_coverage": top.coverage, "top_logit": math.log(p / (1 - p)),
-            "spread": spread, "top_phrase": top.phrase, "asks_unstated": float(particular)}
+            "spread": spread, "top_phrase": top.phrase, "asks_unstated": float(particular),
+            "asks_figure": float(figure), "asks_current": float(bool(_ASKS_CURRENT.search(question)))}
 
 
 def rare_terms(tokens: list[str], lexical: LexicalIndex) -> list[str]:

@@ -11,7 +11,8 @@ It is fitted on the candidates
 retrieved for the training split the encoder never saw (`judge_questions` in tuned.json) and on 70 % of the
 out-of-corpus questions: it orders the head. The other decides refusals from the head so ordered
 (`retrieve.question_evidence`: the best candidate's evidence and judgment, how far its cosine stands above the
-rest), fitted on the same questions; its bias is then moved so that, at the configured `min_relevance`, at most
+rest, whether the question asks for a particular fact or figure the best clause does not state, or about the present
+moment), fitted on the same questions; its bias is then moved so that, at the configured `min_relevance`, at most
 5 % of the remaining answerable questions would be refused, measured on the other 30 % of both. Writes `judge`,
 `refusal` and `judge_fit` into assistant/index/tuned/tuned.json (the weights file, and so the index fingerprint, is
 unchanged).
@@ -36,11 +37,13 @@ from assistant.evaluation import clause_matches  # noqa: E402
 from assistant.index import tuned_model  # noqa: E402
 from assistant.index.build import passage_text  # noqa: E402
 from assistant.index.lexical import tokenize  # noqa: E402
-from assistant.retrieve import JUDGED, evidence, question_evidence, rare_terms  # noqa: E402
+from assistant.retrieve import JUDGED, Candidate, evidence, judge, question_evidence, rare_terms  # noqa: E402
+from assistant.retrieve import order_by_relevance as ordered  # noqa: E402
 from assistant.service import Assistant  # noqa: E402
 
 FEATURES = ("cosine", "coverage", "dense_rr", "lexical_rr", "phrase", "rare")
-QUESTION = ("top_cosine", "top_coverage", "top_logit", "spread", "top_phrase", "asks_unstated")
+QUESTION = ("top_cosine", "top_coverage", "top_logit", "spread", "top_phrase", "asks_unstated", "asks_figure",
+            "asks_current")
 TRAIN = HERE.parent / "train"
 
 
@@ -62,8 +65,8 @@ def main() -> None:
     settings = Settings(index_dir=args.index)
     assistant = Assistant(settings)
     fit = [_rows(assistant, item) for item in answerable[:cut_a] + outside[:cut_o]]
-    X = np.array([f[:len(FEATURES)] for rows in fit for f, _ in rows])
-    y = np.array([label for rows in fit for _, label in rows])
+    X = np.array([f for judged in fit for f in judged[1]])
+    y = np.array([label for judged in fit for label in judged[2]])
     from sklearn.linear_model import LogisticRegression
 
     model = LogisticRegression(C=1.0, max_iter=2000).fit(X, y)
@@ -72,14 +75,14 @@ def main() -> None:
     held_a = [_rows(assistant, item) for item in answerable[cut_a:]]
     held_o = [_rows(assistant, item) for item in outside[cut_o:]]
     # refusals: a question-level logistic over the head as the candidate judge orders it
-    Q = np.array([_question(weights, rows) for rows in fit])
+    Q = np.array([_question(weights, judged) for judged in fit])
     answerable_label = np.array([1] * cut_a + [0] * cut_o)
     asked = LogisticRegression(C=1.0, max_iter=2000).fit(Q, answerable_label)
     refusal = {"bias": float(asked.intercept_[0]), **{n: float(w) for n, w in zip(QUESTION, asked.coef_[0],
                                                                                     strict=True)}}
     cut = settings.retrieval.min_relevance
-    scored_a = [_question(weights, rows) for rows in held_a]
-    scored_o = [_question(weights, rows) for rows in held_o]
+    scored_a = [_question(weights, judged) for judged in held_a]
+    scored_o = [_question(weights, judged) for judged in held_o]
     refusal["bias"] += _refusal_shift(refusal, scored_a, cut, args.max_false_refusals)
     refused_a, refused_o = (_refused(refusal, rows, cut) for rows in (scored_a, scored_o))
     meta["judge"] = {k: round(v, 4) for k, v in weights.items()}
@@ -91,35 +94,35 @@ def main() -> None:
     print(json.dumps({"judge": meta["judge"], **meta["judge_fit"]}, ensure_ascii=False))
 
 
-def _rows(assistant: Assistant, item: dict) -> list[tuple[list[float], int]]:  # type: ignore[type-arg]
+Judged = tuple[list[Candidate], list[list[float]], list[int], str]
+
+
+def _rows(assistant: Assistant, item: dict) -> Judged:  # type: ignore[type-arg]
+    """A question's judged head: its candidates, each one's evidence and label (an accepted clause?), and the
+    normalised question."""
     retrieval = assistant.retrieve(item["question"])
     tokens = tokenize(retrieval.normalized)
     rare = rare_terms(tokens, assistant.retriever.lexical)
     expect = [{"title": e.get("law_name") or e.get("title", ""), "clause": e.get("article_no") or e.get("clause", "")}
               for e in item.get("expect", [])]
-    rows = []
-    for candidate in retrieval.candidates[:JUDGED]:
-        features = evidence(candidate, tokens, passage_text(candidate.clause), rare)
-        label = int(any(clause_matches(candidate.clause, e) for e in expect))
-        unstated = question_evidence([candidate], retrieval.normalized)["asks_unstated"]
-        rows.append(([features[n] for n in FEATURES] + [unstated], label))
-    return rows
+    head = retrieval.candidates[:JUDGED]
+    features, labels = [], []
+    for candidate in head:
+        found = evidence(candidate, tokens, passage_text(candidate.clause), rare)
+        features.append([found[n] for n in FEATURES])
+        labels.append(int(any(clause_matches(candidate.clause, e) for e in expect)))
+    return head, features, labels, retrieval.normalized
 
 
-def _question(weights: dict[str, float], rows: list[tuple[list[float], int]]) -> list[float]:
-    asks_unstated = [features[-1] for features, _ in rows]
-    """`retrieve.question_evidence` from a question's candidate rows, the head ordered by the candidate judge."""
-    if not rows:
+def _question(weights: dict[str, float], judged: Judged) -> list[float]:
+    """`retrieve.question_evidence` of a question's head as the product orders it with the candidate judge
+    `weights`."""
+    head, features, _, normalized = judged
+    if not head:
         return [0.0] * len(QUESTION)
-    logits = [weights["bias"] + sum(weights[n] * f for n, f in zip(FEATURES, features, strict=False))
-              for features, _ in rows]
-    best = int(np.argmax(logits))
-    top = dict(zip(FEATURES, rows[best][0], strict=False))
-    cosines = sorted((features[0] for features, _ in rows), reverse=True)
-    spread = cosines[0] - cosines[min(4, len(cosines) - 1)]
-    p = min(max(1 / (1 + math.exp(-logits[best])), 1e-6), 1 - 1e-6)
-    values = {"top_cosine": top["cosine"], "top_coverage": top["coverage"], "top_logit": math.log(p / (1 - p)),
-              "spread": spread, "top_phrase": top["phrase"], "asks_unstated": asks_unstated[best]}
+    for candidate, values in zip(head, features, strict=True):
+        candidate.relevance = judge(dict(zip(FEATURES, values, strict=True)), weights)
+    values = question_evidence(ordered(list(head)), normalized)
     return [values[n] for n in QUESTION]
 
 
