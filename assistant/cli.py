@@ -128,8 +128,10 @@ def ask(
 @app.command()
 def chat(index_dir: IndexDir = None) -> None:
     """A conversation in the terminal: follow-up questions are read with the earlier ones (Ctrl+D or 「再见」 ends)."""
+    from assistant.conversation import Turn
+
     assistant = _assistant(index_dir)
-    history: list[str] = []
+    history: list[Turn] = []
     typer.echo("请输入问题（Ctrl+D 或「再见」结束）。", err=True)
     while True:
         try:
@@ -145,7 +147,7 @@ def chat(index_dir: IndexDir = None) -> None:
         except InputTooLongError as e:
             typer.echo(f"{e.message}\n", err=True)
             continue
-        history = [*history, (answer.asked or question)[-300:]][-3:]
+        history = [*history, Turn.of(answer)][-3:]
         if answer.asked:
             typer.echo(f"（理解为：{answer.asked}）")
         typer.echo(f"答：{answer.text}\n")
@@ -153,7 +155,8 @@ def chat(index_dir: IndexDir = None) -> None:
 
 @app.command("eval")
 def evaluate(
-    file: Annotated[Path, typer.Argument(help="JSON lines: {id, question, kind, expect, facts?, not?}.")],
+    file: Annotated[Path, typer.Argument(help="JSON lines: {id, question, kind, expect, facts?, not?}, or "
+                                               "conversations {id, turns: [{question, kind, expect}, …]}.")],
     index_dir: IndexDir = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show every question's outcome.")] = False,
@@ -169,7 +172,8 @@ def evaluate(
         result.rows.append(row)
         if verbose:
             outcome = "refused" if row["refused"] else f"rank {row['rank']}"
-            typer.echo(f"{row['id']:>10} {row['kind']:<13} {outcome:<9} {row['question']}  → {row['top']}")
+            read_as = f"（理解为：{row['asked']}）" if row.get("asked") else ""
+            typer.echo(f"{row['id']:>10} {row['kind']:<13} {outcome:<9} {row['question']}{read_as}  → {row['top']}")
             if row.get("missing_facts"):
                 typer.echo(f"{'':>10} missing facts {row['missing_facts']}: {row['answer']}")
     metrics = result.metrics()
@@ -183,6 +187,11 @@ def evaluate(
             typer.echo(f"  {key:<19} {metrics[key]:.3f}")
         answers = ("fact_recall", "citation_precision", "median_body_chars", "heading_only", "forbidden_said")
         typer.echo("  " + ", ".join(f"{key} {metrics[key]}" for key in answers if metrics[key] is not None))
+        if "turn_accuracy" in metrics:
+            typer.echo(f"  {metrics['conversations']} conversations: turn accuracy {metrics['turn_accuracy']:.3f}, "
+                       f"out-of-corpus turns refused {metrics['out_of_corpus_turns_refused']:.3f}; by turn "
+                       + ", ".join(f"{n}: {v:.3f} ({metrics['turns_by_position'][n]})"
+                                   for n, v in metrics["by_turn"].items()))
         for script in ("simplified", "traditional"):
             if script in metrics:
                 part = metrics[script]

@@ -1,5 +1,6 @@
 """Run an eval file (JSON lines of questions with expected clauses, and optionally the facts a good answer
-states) and compute retrieval and answer metrics."""
+states, or of conversations: `{"id", "turns": [{"question", "kind", "expect"}, …]}`) and compute retrieval and
+answer metrics, and for conversations turn accuracy by position."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any
 
 from assistant.answer.records import Answer, Citation
 from assistant.answer.sentences import sentence_units
+from assistant.conversation import Turn
 from assistant.errors import AssistantError
 from assistant.ingest.normalize import is_traditional, normalize
 from assistant.ingest.records import Clause
@@ -29,6 +31,8 @@ class EvalItem:
     expect: list[str | dict[str, str]]
     facts: list[str] = field(default_factory=list)  # what a good answer contains (after t2s and width folding)
     forbidden: list[str] = field(default_factory=list)  # `not`: what it must not contain
+    conversation: str = ""  # the conversation this question is a turn of ("": asked alone)
+    turn: int = 0  # its position in the conversation, from 1
 
 
 @dataclass
@@ -70,6 +74,7 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "refusal_accuracy": share(outside, lambda r: r["refused"]),
         "false_refusal_rate": share(answerable, lambda r: r["refused"]),
         **answer_metrics(answerable),
+        **turn_metrics(rows),
     }
 
 
@@ -90,8 +95,29 @@ def answer_metrics(rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def turn_metrics(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """For conversations: the share of turns answered right (an answerable turn cites an accepted clause, an
+    out-of-corpus one is refused), overall and by position in the conversation, and out-of-corpus turns refused."""
+    turns = [r for r in rows if r.get("turn")]
+    if not turns:
+        return {}
+
+    def right(r: dict[str, Any]) -> bool:
+        return bool(r["refused"]) if r["kind"] == "out_of_corpus" else bool(r.get("cited")) and not r["refused"]
+
+    def share(group: list[dict[str, Any]]) -> float:
+        return round(sum(1 for r in group if right(r)) / len(group), 4) if group else 0.0
+
+    positions = sorted({r["turn"] for r in turns})
+    return {"conversations": len({r["conversation"] for r in turns}), "turn_accuracy": share(turns),
+            "by_turn": {str(n): share([r for r in turns if r["turn"] == n]) for n in positions},
+            "turns_by_position": {str(n): sum(1 for r in turns if r["turn"] == n) for n in positions},
+            "out_of_corpus_turns_refused": share([r for r in turns if r["kind"] == "out_of_corpus"])}
+
+
 def read_eval_file(path: Path) -> list[EvalItem]:
-    """Read and validate an eval file; a bad line is an error naming the line and the field."""
+    """Read and validate an eval file; a bad line is an error naming the line and the field. A conversation's turns
+    become consecutive items (`id#n`) of that conversation."""
     items: list[EvalItem] = []
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
@@ -105,19 +131,32 @@ def read_eval_file(path: Path) -> list[EvalItem]:
             raw = json.loads(line)
         except json.JSONDecodeError as e:
             raise AssistantError(f"{where}: not valid JSON ({e.msg})") from e
-        if not isinstance(raw, dict) or not str(raw.get("question", "")).strip():
-            raise AssistantError(f"{where}: field 'question' is missing or empty")
-        kind = raw.get("kind", "answerable")
-        if kind not in KINDS:
-            raise AssistantError(f"{where}: field 'kind' is {kind!r}", "use 'answerable' or 'out_of_corpus'")
-        expect = raw.get("expect", [])
-        if isinstance(expect, str | dict):
-            expect = [expect]
-        if kind == "answerable" and not expect:
-            raise AssistantError(f"{where}: an answerable question needs 'expect'")
-        facts, forbidden = (_strings(raw, name, where) for name in ("facts", "not"))
-        items.append(EvalItem(str(raw.get("id", number)), str(raw["question"]), kind, list(expect), facts, forbidden))
+        if isinstance(raw, dict) and "turns" in raw:
+            if not isinstance(raw["turns"], list) or not raw["turns"]:
+                raise AssistantError(f"{where}: field 'turns' must be a non-empty list of questions")
+            name = str(raw.get("id", number))
+            for n, turn in enumerate(raw["turns"], 1):
+                item = _item(turn, f"{name}#{n}", f"{where} turn {n}")
+                item.conversation, item.turn = name, n
+                items.append(item)
+        else:
+            items.append(_item(raw, str(raw.get("id", number)) if isinstance(raw, dict) else str(number), where))
     return items
+
+
+def _item(raw: Any, name: str, where: str) -> EvalItem:
+    if not isinstance(raw, dict) or not str(raw.get("question", "")).strip():
+        raise AssistantError(f"{where}: field 'question' is missing or empty")
+    kind = raw.get("kind", "answerable")
+    if kind not in KINDS:
+        raise AssistantError(f"{where}: field 'kind' is {kind!r}", "use 'answerable' or 'out_of_corpus'")
+    expect = raw.get("expect", [])
+    if isinstance(expect, str | dict):
+        expect = [expect]
+    if kind == "answerable" and not expect:
+        raise AssistantError(f"{where}: an answerable question needs 'expect'")
+    facts, forbidden = (_strings(raw, name_, where) for name_ in ("facts", "not"))
+    return EvalItem(name, str(raw["question"]), kind, list(expect), facts, forbidden)
 
 
 def _strings(raw: dict[str, Any], name: str, where: str) -> list[str]:
@@ -152,17 +191,29 @@ def script_of(question: str) -> str:
     return "traditional" if is_traditional(question) else "simplified"
 
 
-def run_eval(items: list[EvalItem], ask: Callable[[str], tuple[Answer, Retrieval]]) -> Iterator[dict[str, Any]]:
-    """Ask each question; yield one row per question: rank of the first accepted clause among the
-    retrieved candidates, whether the answer cites one, and whether it refused."""
-    for item in items:
-        answer, retrieval = ask(item.question)
+Ask = Callable[[str, list[Turn]], tuple[Answer, Retrieval]]
+
+
+def run_eval(items: list[EvalItem], ask: Ask, kept_turns: int = 3) -> Iterator[dict[str, Any]]:
+    """Ask each question, a conversation's turns with the turns before them (the last `kept_turns`, as the doors
+    keep them); yield one row per question: rank of the first accepted clause among the retrieved candidates,
+    whether the answer cites one, and whether it refused."""
+    history: list[Turn] = []
+    for n, item in enumerate(items):
+        if not item.conversation or n == 0 or items[n - 1].conversation != item.conversation:
+            history = []
+        answer, retrieval = ask(item.question, history)
+        if item.conversation:
+            history = [*history, Turn.of(answer)][-kept_turns:]
         ranked = [c.clause for c in retrieval.candidates]
         yield {
             "id": item.id,
             "kind": item.kind,
             "script": script_of(item.question),
             "question": item.question,
+            "conversation": item.conversation,
+            "turn": item.turn,
+            "asked": answer.asked,
             "refused": answer.refused,
             "rank": first_hit(ranked, item.expect),
             "cited": first_hit([c.clause for c in answer.citations], item.expect) is not None,

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from assistant.answer.extractive import compose
-from assistant.answer.followup import points_back, standalone
 from assistant.answer.generative import generate, make_model, rewrite
 from assistant.answer.records import Answer
 from assistant.config import LimitSettings, Settings
+from assistant.conversation import Conversation, Reading, Turn, read, turns
 from assistant.errors import IndexNotBuiltError, InputTooLongError
 from assistant.index.build import Indexer, IndexSummary, Progress
 from assistant.index.embedder import ClauseEmbedder, fingerprint_for, load_embedder
@@ -91,31 +91,32 @@ class Assistant:
     def retrieve(self, question: str) -> Retrieval:
         return self.retriever.retrieve(question)
 
-    def ask(self, question: str, history: Sequence[str] = (), on_text: Callable[[str], None] | None = None) -> Answer:
+    def ask(self, question: str, history: Conversation = (), on_text: Callable[[str], None] | None = None) -> Answer:
         """A cited answer, or a refusal when nothing in the corpus is relevant. `history`: the conversation's
-        earlier questions, for follow-ups; `on_text`: called with the growing text while an LLM writes."""
+        earlier turns (or questions), for follow-ups; `on_text`: called with the growing text while an LLM writes."""
         return self.ask_traced(question, history, on_text)[0]
 
-    def ask_traced(self, question: str, history: Sequence[str] = (),
+    def ask_traced(self, question: str, history: Conversation = (),
                    on_text: Callable[[str], None] | None = None) -> tuple[Answer, Retrieval]:
         """The answer together with the retrieval it was composed from (all candidates and their scores). A question
         or history over the limits is refused with `InputTooLongError` before any work is done."""
         question, history = bound_input(question, history, self.settings.limits)
         retriever = self.retriever
-        asked = self.standalone(question, list(history))
-        retrieval = retriever.retrieve(asked)
-        if asked != question and not self._llm_rewrites and not points_back(question):
-            # 「那政府网站呢？」 names its own subject: when a clause contains all of its terms and is relevant,
-            # the question is asked as it stands rather than with the previous topic
-            alone = retriever.retrieve(question)
-            if alone.relevant and alone.candidates and alone.candidates[0].coverage >= 0.99:
-                asked, retrieval = question, alone
-        answer = compose(retrieval, self.settings.answer, retriever.lexical, retriever.neighbours, question)
+        reading = self.read(question, history)
+        answer = compose(reading.retrieval, self.settings.answer, retriever.lexical, retriever.neighbours, question)
         if self.llm_enabled:
-            answer = generate(asked, answer, retrieval, self.settings.llm, self._chat_model(), on_text)
+            answer = generate(reading.asked, answer, reading.retrieval, self.settings.llm, self._chat_model(), on_text)
         answer.question = question
-        answer.asked = asked if asked != question else ""
-        return answer, retrieval
+        answer.asked = reading.asked if reading.asked != question else ""
+        return answer, reading.retrieval
+
+    def read(self, question: str, history: Conversation = ()) -> Reading:
+        """How the question is read in its conversation (`conversation.read`: by rule, or with the LLM's rewrite
+        when one is configured to rewrite follow-ups)."""
+        return read(question, history, self.retriever, self._rewrite if self._llm_rewrites else None)
+
+    def _rewrite(self, question: str, history: list[Turn], cited: dict[str, str]) -> str | None:
+        return rewrite(question, history, cited, self.settings.llm, self._chat_model())
 
     @property
     def llm_enabled(self) -> bool:
@@ -129,16 +130,6 @@ class Assistant:
         if self._llm is None:
             self._llm = make_model(self.settings.llm)
         return self._llm
-
-    def standalone(self, question: str, history: list[str]) -> str:
-        """The question to retrieve with: a follow-up is rewritten with the conversation (by the LLM when one is
-        configured, else by rule); a question that stands alone is kept."""
-        if not history:
-            return question
-        by_rule = standalone(question, history)
-        if by_rule == question or not self._llm_rewrites:
-            return by_rule
-        return rewrite(question, history, self.settings.llm, self._chat_model()) or by_rule
 
     def warm_up(self) -> None:
         """Load the model and the index, and answer a Simplified and a Traditional question once, so that the
@@ -174,17 +165,18 @@ class Assistant:
         return self.indexer.revert(doc_id, version, progress=progress)
 
 
-def bound_input(question: str, history: Sequence[str], limits: LimitSettings) -> tuple[str, list[str]]:
-    """The question and the history's questions as the core takes them, or `InputTooLongError`. Every door calls
+def bound_input(question: str, history: Conversation, limits: LimitSettings) -> tuple[str, list[Turn]]:
+    """The question and the history's turns as the core takes them, or `InputTooLongError`. Every door calls
     this (through `ask`, or itself before it queues work), so one bound holds for all of them."""
     question = question.strip()
     if len(question) > limits.max_question_chars:
         raise InputTooLongError(f"问题过长（{len(question)} 字），请控制在 {limits.max_question_chars} 字以内。",
                                 "ask a shorter question")
-    history = [h for h in history if h]
-    if len(history) > limits.max_history_turns or sum(len(h) for h in history) > limits.max_history_chars:
-        raise InputTooLongError(f"对话过长（{len(history)} 轮），请清空对话后重新提问。", "start a new conversation")
-    return question, history
+    kept = turns(history)
+    if len(kept) > limits.max_history_turns or \
+            sum(len(t.question) + len(t.asked) for t in kept) > limits.max_history_chars:
+        raise InputTooLongError(f"对话过长（{len(kept)} 轮），请清空对话后重新提问。", "start a new conversation")
+    return question, kept
 
 
 def _forget_embedded_clients() -> None:

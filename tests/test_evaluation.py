@@ -26,7 +26,7 @@ def test_rank_comes_from_the_retrieved_candidates_and_metrics_split_by_script():
     hit = clause(LABOUR, "第十九条")
     other = clause(LABOUR, "第一条")
 
-    def ask(question: str) -> tuple[Answer, Retrieval]:
+    def ask(question: str, history: object) -> tuple[Answer, Retrieval]:
         ranked = [other, hit] if "简" in question else [hit]
         retrieval = Retrieval(question, question, [Candidate(c) for c in ranked], relevant=True)
         return Answer(question, "…", refused=False, citations=[Citation(1, ranked[0], 1.0)]), retrieval

@@ -52,10 +52,10 @@ class SlowAssistant:
         self.asked: list[str] = []
         self._lock = threading.Lock()
 
-    def ask(self, question: str, history: Sequence[str] = ()) -> Answer:
-        """Records the question as retrieved (a follow-up: with the conversation)."""
+    def ask(self, question: str, history: Sequence[Any] = ()) -> Answer:
+        """Records the question as retrieved (a follow-up: as read with the conversation)."""
         with self._lock:
-            self.asked.append(self.inner.standalone(question, list(history)))
+            self.asked.append(self.inner.read(question, list(history)).asked)
         for part, delay in self.delays.items():
             if part in question:
                 time.sleep(delay)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from assistant.answer.followup import standalone
 from assistant.answer.records import Answer, Citation
 from assistant.channels.wechat.format import MORE, phone_text, split_reply
 from assistant.ingest.records import Clause
@@ -36,13 +35,3 @@ def test_replies_are_cut_after_sentences_within_the_byte_budget():
     assert split_reply("短回答。", 2000) == ["短回答。"]
     unbroken = "字" * 1500  # no sentence end at all: cut at characters
     assert "".join(p.removesuffix(MORE) for p in split_reply(unbroken, 2000)) == unbroken
-
-
-def test_a_follow_up_leans_on_the_previous_question_and_a_full_question_stands_alone():
-    previous = ["省级政务公开考核分值是多少？"]
-    assert standalone("那市里呢？", previous) == "省级政务公开考核分值是多少？ 那市里呢？"
-    assert standalone("需要什么材料？", previous) == "省级政务公开考核分值是多少？ 需要什么材料？"
-    assert standalone("這個怎麼申請？", previous).startswith("省级")
-    full = "政府信息公开申请应当在多少个工作日内答复？"
-    assert standalone(full, previous) == full
-    assert standalone("那市里呢？", []) == "那市里呢？"

@@ -9,7 +9,7 @@ malformed output, nothing cited) gives the extractive answer, with the reason.""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from assistant.answer.display import render
@@ -137,9 +137,16 @@ def _fallback(extractive: Answer, reason: str) -> Answer:
     return extractive
 
 
-def rewrite(question: str, previous: list[str], settings: LLMSettings, model: Any = None) -> str | None:
-    """The follow-up as a standalone question, written by the model; None when it fails or says something odd."""
-    history = "\n".join(f"- {_data(q)}" for q in previous[-3:])
+def rewrite(question: str, previous: Sequence[Any], cited: dict[str, str], settings: LLMSettings,
+            model: Any = None) -> str | None:
+    """The follow-up as a standalone question, written by the model from the earlier turns (`conversation.Turn`:
+    the question each was read as, and the labels and headings of the clauses its answer cited, from `cited`);
+    None when it fails or says something odd."""
+    lines = []
+    for turn in previous[-3:]:
+        sources = "；".join(cited[c] for c in turn.cited if c in cited)
+        lines.append(f"- {_data(turn.reading)}" + (f"（答复引用：{_data(sources)}）" if sources else ""))
+    history = "\n".join(lines)
     prompt = [("system", REWRITE), ("human", f"之前的问题：\n{history}\n\n后续问题：{_data(question)}")]
     try:
         text = (model or make_model(settings)).invoke(prompt).content

@@ -13,6 +13,7 @@ import gradio as gr
 
 from assistant.answer.records import Answer, Citation
 from assistant.config import LimitSettings
+from assistant.conversation import MAX_TURN_CHARS, Conversation, Turn
 from assistant.errors import AssistantError
 from assistant.feedback import FeedbackStore, answer_record
 from assistant.retrieve import Retrieval
@@ -112,7 +113,19 @@ def conversation(history: Any, limits: LimitSettings) -> list[dict[str, str]]:
     return messages
 
 
-def _answering(assistant: Assistant, question: str, previous: list[str]) -> Iterator[
+KEPT_TURNS = 3
+
+
+def with_turns(previous: list[str], kept: Any) -> list[Turn | str]:
+    """The conversation's earlier questions, the last of them as the turns this session kept (their readings and
+    cited clauses) when those are the same questions; a history that does not match them is taken as questions."""
+    turns = [t for t in kept if isinstance(t, Turn)] if isinstance(kept, list) else []
+    if turns and [t.question for t in turns] == [q[-MAX_TURN_CHARS:] for q in previous[-len(turns):]]:
+        return [*previous[:-len(turns)], *turns]
+    return list(previous)
+
+
+def _answering(assistant: Assistant, question: str, previous: Conversation) -> Iterator[
         tuple[str, tuple[Answer, Retrieval] | None]]:
     """(draft text, None) while an LLM writes, then ("", (answer, retrieval)); errors the user can act on become
     `gr.Error`."""
@@ -146,29 +159,30 @@ def _answering(assistant: Assistant, question: str, previous: list[str]) -> Iter
 def build_ui(assistant: Assistant, feedback: FeedbackStore) -> gr.Blocks:
     """The Gradio app: one chat per browser session, with its sources panel and feedback on each answer."""
 
-    def respond(message: str, history: list[dict[str, Any]]) -> Iterator[tuple[Any, ...]]:
+    def respond(message: str, history: list[dict[str, Any]], kept: Any = None) -> Iterator[tuple[Any, ...]]:
         history = conversation(history, assistant.settings.limits)
         message = message.strip() if isinstance(message, str) else ""
         if not message:
-            yield history, "", gr.update(), gr.update(), gr.update()
+            yield history, "", gr.update(), gr.update(), gr.update(), gr.update()
             return
-        previous = [m["content"] for m in history if m["role"] == "user" and m["content"]]
+        previous = with_turns([m["content"] for m in history if m["role"] == "user" and m["content"]], kept)
         asked = [*history, {"role": "user", "content": message}]
         answer, retrieval = None, None
         for text, result in _answering(assistant, message, previous):
             if result is None:  # the LLM is still writing: show its draft, marked as not yet verified
                 yield [*asked, {"role": "assistant", "content": f"{text} ▌\n\n（生成中，尚未核验）"}], "", \
-                    gr.update(), gr.update(), gr.update()
+                    gr.update(), gr.update(), gr.update(), gr.update()
             else:
                 answer, retrieval = result
         assert answer is not None and retrieval is not None
         history = [*asked, {"role": "assistant", "content": answer.text}]
-        yield history, "", sources_html(answer), scores_html(answer, retrieval), answer_record(answer)
+        turns = [t for t in previous if isinstance(t, Turn)][-(KEPT_TURNS - 1):] + [Turn.of(answer)]
+        yield history, "", sources_html(answer), scores_html(answer, retrieval), answer_record(answer), turns
 
-    def respond_at_once(message: str, history: list[dict[str, Any]]) -> tuple[Any, ...]:
+    def respond_at_once(message: str, history: list[dict[str, Any]], kept: Any = None) -> tuple[Any, ...]:
         """Without an LLM there is nothing to stream: a plain function spares Gradio's generator machinery
         (about 100 ms of p95 with 20 users asking)."""
-        *_, last = respond(message, history)
+        *_, last = respond(message, history, kept)
         return last
 
     def rate(rating: str, comment: str, last: str) -> tuple[str, str]:
@@ -186,7 +200,7 @@ def build_ui(assistant: Assistant, feedback: FeedbackStore) -> gr.Blocks:
                     question = gr.Textbox(label="问题", placeholder="输入问题，回车发送", elem_id="question")
                     with gr.Row():
                         send = gr.Button("发送", variant="primary", elem_id="send")
-                        gr.ClearButton([chat, question], value="清空")
+                        clear = gr.ClearButton([chat, question], value="清空")
                     gr.Examples(EXAMPLES, inputs=question, label="示例问题")
                     with gr.Row():
                         comment = gr.Textbox(label="对上一条答复的意见（可选）", scale=3, elem_id="comment")
@@ -199,14 +213,16 @@ def build_ui(assistant: Assistant, feedback: FeedbackStore) -> gr.Blocks:
                     with gr.Accordion("为什么是这些条款（检索得分）", open=False):
                         scores = gr.HTML("", elem_id="scores")
         last = gr.State("")
-        outputs = [chat, question, sources, scores, last]
+        kept = gr.State([])  # this session's turns: what each question was read as and which clauses it cited
+        clear.click(lambda: [], None, kept, api_visibility="private")
+        outputs = [chat, question, sources, scores, last, kept]
         up.click(lambda c, s: rate("up", c, s), [comment, last], [rated, comment], api_name="rate_up")
         down.click(lambda c, s: rate("down", c, s), [comment, last], [rated, comment], api_name="rate_down")
         # two answers at a time: the work is CPU-bound, and the machine this runs on has few cores
         handler = respond if assistant.llm_enabled else respond_at_once
-        question.submit(handler, [question, chat], outputs, api_name="ask", concurrency_limit=2,
+        question.submit(handler, [question, chat, kept], outputs, api_name="ask", concurrency_limit=2,
                         concurrency_id="answer")
-        send.click(handler, [question, chat], outputs, api_visibility="private", concurrency_id="answer")
+        send.click(handler, [question, chat, kept], outputs, api_visibility="private", concurrency_id="answer")
     return ui
 
 

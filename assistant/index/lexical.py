@@ -105,14 +105,15 @@ class LexicalIndex:
         postings = sparse.load_npz(folder / "postings.npz").tocsc()
         return cls(ids, {t: i for i, t in enumerate(terms)}, postings, np.load(folder / "lengths.npy"))
 
-    def _df(self, token: str) -> int:
+    def df(self, token: str) -> int:
+        """How many clauses use the term."""
         column = self.vocab.get(token)
         return int(self.doc_freq[column]) if column is not None and column < len(self.doc_freq) else 0
 
     def idf(self, token: str) -> float:
         """Inverse document frequency; a term the corpus never uses weighs most."""
         n = len(self.ids)
-        return float(np.log((n + 1) / (self._df(token) + 0.5)))
+        return float(np.log((n + 1) / (self.df(token) + 0.5)))
 
     def coverage(self, query_tokens: list[str], clause_text: str) -> float:
         """IDF-weighted share of the question's terms found in the (normalised) clause text (0–1)."""
@@ -128,7 +129,7 @@ class LexicalIndex:
         n = len(self.ids)
         norm = self.K1 * (1 - self.B + self.B * self.lengths / self.avg_length)
         for token in query_tokens:  # a repeated token counts again, as in the question
-            df = self._df(token)
+            df = self.df(token)
             if not df:
                 continue
             column = self.vocab[token]

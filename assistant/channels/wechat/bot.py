@@ -21,6 +21,7 @@ from assistant.channels.wechat.customer_service import CustomerService
 from assistant.channels.wechat.format import phone_text, split_reply
 from assistant.channels.wechat.state import WeChatState, new_owner
 from assistant.config import WeChatSettings
+from assistant.conversation import Turn
 from assistant.errors import InputTooLongError
 from assistant.service import Assistant, bound_input
 
@@ -180,10 +181,10 @@ class WeChatBot:
     def _answer(self, incoming: Incoming) -> None:
         try:
             kept = self.state.mail_count(incoming.openid)
-            history = self.state.history(incoming.openid, self.settings.history_ttl_s)
+            history = [Turn.loads(t) for t in self.state.history(incoming.openid, self.settings.history_ttl_s)]
             answer = self.assistant.ask(incoming.text, history)
-            if self.settings.history_turns:  # a follow-up is remembered as the standalone question it became
-                self.state.remember(incoming.openid, (answer.asked or incoming.text)[-300:],
+            if self.settings.history_turns:  # the question, the reading it became and the clauses it cited
+                self.state.remember(incoming.openid, Turn.of(answer).dumps(),
                                     self.settings.history_turns, self.settings.history_ttl_s)
             text = phone_text(answer)
             parts = split_reply(text, self.settings.max_reply_bytes)
