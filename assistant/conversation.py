@@ -101,9 +101,9 @@ def read(question: str, conversation: Conversation, retriever: Retriever, rewrit
     own_question = _CORRECTION.sub("", question.strip()) or question
     corrected = own_question != question.strip()
     alone = retriever.retrieve(own_question)
-    own = own_terms(own_question, retriever.lexical)
     if not history:
-        return Reading(own_question, alone, "alone", own)
+        return Reading(own_question, alone, "alone")
+    own = own_terms(own_question, retriever.lexical)
     if any(retriever.lexical.df(t) == 0 for t in own) and not alone.relevant:
         # its own subject is unknown to the corpus (养老金 in a corpus on government transparency): refused as it
         # stands, never answered from the previous topic

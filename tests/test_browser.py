@@ -54,6 +54,34 @@ def test_a_staff_user_asks_and_sees_the_cited_clause_in_the_sources_panel(browse
     page.close()
 
 
+def test_a_three_turn_conversation_in_the_browser_keeps_the_topic_and_refuses_a_switch_out(
+        browser, server: str):  # noqa: F811
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(server, wait_until="load")
+    box = page.locator("#question textarea")
+    box.wait_for(timeout=60_000)
+
+    def say(question: str, replies: int) -> str:
+        box.fill(question)
+        page.locator("#send").click()
+        page.wait_for_function(f"document.querySelectorAll('#chat .message-row, #chat .message').length >= "
+                               f"{2 * replies} && !document.querySelector('#chat')?.innerText.includes('▌')",
+                               timeout=60_000)
+        page.wait_for_timeout(500)
+        return page.locator("#sources").inner_text()
+
+    first = say("政务热线电话太多打不通，政府会整合吗？", 1)
+    assert "7、（四）" in first
+    deadline = say("最晚啥时候要弄好？", 2)
+    assert "7、（四）" in deadline and "按上文理解为" in deadline  # read with the turn before, and staff see how
+    page.wait_for_function("document.querySelector('#chat')?.innerText.includes('年底前')", timeout=30_000)
+    say("那明年房价会涨吗？", 3)
+    page.wait_for_function("document.querySelector('#chat')?.innerText.includes('12345')", timeout=30_000)
+    last = page.locator("#chat").inner_text().rsplit("那明年房价会涨吗？", 1)[1]
+    assert "12345" in last and "[1]" not in last  # refused, nothing cited from the earlier topic
+    page.close()
+
+
 def _upload(page, file: Path) -> None:  # type: ignore[no-untyped-def]
     """Choose the file in the upload box and wait until the page shows it (again if the first choice was lost
     while the page was still wiring up its upload box)."""

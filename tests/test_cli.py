@@ -127,6 +127,16 @@ def test_chat_reads_a_follow_up_with_the_question_before(cli_index):
     assert done.stdout.count("答：") == 2 and "4%" in done.stdout
 
 
+def test_chat_keeps_the_topic_over_three_turns_and_refuses_a_switch_out(cli_index):
+    done = run("chat", stdin="政务热线电话太多打不通，政府会整合吗？\n最晚啥时候要弄好？\n那明年房价会涨吗？\n再见\n",
+               index_dir=cli_index)
+    assert done.returncode == 0, done.stderr
+    answers = done.stdout.split("答：")[1:]
+    assert len(answers) == 3 and "7、（四）" in answers[0]
+    assert "年底前" in answers[1] and "7、（四）" in answers[1] and "（理解为：" in answers[0] + answers[1]
+    assert "12345" in answers[2] and "依据：" not in answers[2]
+
+
 def test_an_over_long_question_on_stdin_is_refused_and_the_others_answered(cli_index):
     questions = ["政务公开考核分值是多少？", "政务公开" * 200, "兩微一端是指什麼？"]
     done = run("ask", "--json", stdin="\n".join(questions) + "\n", index_dir=cli_index)

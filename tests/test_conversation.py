@@ -72,9 +72,10 @@ def test_a_turn_round_trips_through_the_state_store_and_old_rows_still_read():
 
 
 def test_conversation_files_are_scored_by_turn(assistant: Assistant, tmp_path: Path):
+    hotline = ["加快整合各類政務熱線電話"]
     dialogue = {"id": "c1", "turns": [
-        {"question": "政务热线电话太多打不通，政府会整合吗？", "kind": "answerable", "expect": ["加快整合各類政務熱線電話"]},
-        {"question": "最晚啥时候要弄好？", "kind": "answerable", "expect": ["加快整合各類政務熱線電話"], "facts": ["年底前"]},
+        {"question": "政务热线电话太多打不通，政府会整合吗？", "kind": "answerable", "expect": hotline},
+        {"question": "最晚啥时候要弄好？", "kind": "answerable", "expect": hotline, "facts": ["年底前"]},
         {"question": "那明年房价会涨吗？", "kind": "out_of_corpus"}]}
     path = tmp_path / "dialogue.jsonl"
     path.write_text(json.dumps(dialogue, ensure_ascii=False) + "\n", encoding="utf-8")

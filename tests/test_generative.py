@@ -17,6 +17,7 @@ import pytest
 from assistant.answer.generative import REWRITE, SYSTEM, generate
 from assistant.answer.records import Answer, Citation
 from assistant.config import LLMSettings
+from assistant.conversation import Turn
 from assistant.ingest.records import Clause
 from assistant.retrieve import Retrieval
 from assistant.service import Assistant
@@ -160,23 +161,40 @@ REWRITTEN = {"那要在什么时候之前完成？": "政务热线电话的清�
 
 @pytest.mark.parametrize("mode", ["rule-based", "LLM"])
 def test_a_three_turn_conversation_retrieves_the_right_clause_at_each_turn(llm, assistant, mode: str):  # type: ignore[no-untyped-def]
+    prompts: list[str] = []
+
     def script(body: dict[str, Any]) -> Reply:
         if body["messages"][0]["content"] == REWRITE:
+            prompts.append(_human(body))
             follow_up = _human(body).rsplit("后续问题：", 1)[1].strip()
             return Reply(REWRITTEN.get(follow_up, follow_up))
         return echo_first_clause(body)
 
     talker = assistant if mode == "rule-based" else llm(script)[0]
-    history: list[str] = []
+    history: list[Turn] = []
     for question, label in TURNS:
         answer, retrieval = talker.ask_traced(question, history)
         assert label in [c.clause.label for c in retrieval.candidates[:2]], (question, answer.asked)
         assert not answer.refused
         if mode == "LLM":
             assert answer.mode == "generative" and answer.verified, answer.fallback
-        history = [*history, answer.asked or question]
+        history = [*history, Turn.of(answer)]
     if mode == "LLM":
-        assert history[1:] == list(REWRITTEN.values())
+        assert [t.asked for t in history[1:]] == list(REWRITTEN.values())
+        assert "7、（四）" in prompts[0]  # the rewrite sees the labels and headings the conversation cited
+
+
+def test_a_bad_rewrite_cannot_pull_in_unrelated_clauses(llm):  # type: ignore[no-untyped-def]
+    def script(body: dict[str, Any]) -> Reply:
+        if body["messages"][0]["content"] == REWRITE:
+            return Reply("政府公报的电子化要怎么推进？")  # unrelated to what was asked
+        return echo_first_clause(body)
+
+    talker, _ = llm(script)
+    first = talker.ask("政务热线电话太多打不通，政府会整合吗？")
+    answer, retrieval = talker.ask_traced("最晚啥时候要弄好？", [Turn.of(first)])
+    assert retrieval.candidates[0].clause.label == "7、（四）" and "公报" not in answer.asked
+    assert "7、（三）" not in [c.clause.label for c in answer.citations]
 
 
 def test_ask_json_reports_verification_through_the_cli(llm, demo_index: Path):  # type: ignore[no-untyped-def]

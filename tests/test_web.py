@@ -50,7 +50,7 @@ def test_healthz_reports_the_generation_being_served(server: str):
 
 
 def test_a_staff_question_gets_a_cited_answer_and_its_sources(server: str):
-    history, cleared, sources, scores, _ = ask(server, "政务热线电话太多打不通，政府会整合吗？")
+    history, cleared, sources, scores, *_ = ask(server, "政务热线电话太多打不通，政府会整合吗？")
     assert cleared == ""
     assert [m["role"] for m in history] == ["user", "assistant"]
     reply = history[1]["content"][0]["text"] if isinstance(history[1]["content"], list) else history[1]["content"]

@@ -260,6 +260,17 @@ def test_a_follow_up_is_read_with_the_previous_question_until_the_conversation_e
     assert slow.asked[-1] == "那市里呢？"  # another user's conversation is their own
 
 
+def test_a_three_turn_conversation_keeps_the_topic_and_refuses_a_switch_out(wechat: Start):
+    platform, slow, _ = wechat()
+    first = platform.deliver(text_xml("user-m", "政务热线电话太多打不通，政府会整合吗？", msg_id())).reply
+    deadline = platform.deliver(text_xml("user-m", "最晚啥时候要弄好？", msg_id())).reply
+    prices = platform.deliver(text_xml("user-m", "那明年房价会涨吗？", msg_id())).reply
+    assert first and "7、（四）" in first
+    assert deadline and "年底前" in deadline and "7、（四）" in deadline
+    assert slow.asked[-2].endswith("最晚啥时候要弄好？") and slow.asked[-2] != "最晚啥时候要弄好？"
+    assert prices and "12345" in prices and "依据：" not in prices
+
+
 def _wait_for(condition: Callable[[], Any], timeout: float = 15) -> None:
     deadline = time.monotonic() + timeout
     while not condition():

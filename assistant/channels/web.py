@@ -119,7 +119,7 @@ KEPT_TURNS = 3
 def with_turns(previous: list[str], kept: Any) -> list[Turn | str]:
     """The conversation's earlier questions, the last of them as the turns this session kept (their readings and
     cited clauses) when those are the same questions; a history that does not match them is taken as questions."""
-    turns = [t for t in kept if isinstance(t, Turn)] if isinstance(kept, list) else []
+    turns = [Turn.loads(t) for t in kept if isinstance(t, str)] if isinstance(kept, list) else []
     if turns and [t.question for t in turns] == [q[-MAX_TURN_CHARS:] for q in previous[-len(turns):]]:
         return [*previous[:-len(turns)], *turns]
     return list(previous)
@@ -176,7 +176,7 @@ def build_ui(assistant: Assistant, feedback: FeedbackStore) -> gr.Blocks:
                 answer, retrieval = result
         assert answer is not None and retrieval is not None
         history = [*asked, {"role": "assistant", "content": answer.text}]
-        turns = [t for t in previous if isinstance(t, Turn)][-(KEPT_TURNS - 1):] + [Turn.of(answer)]
+        turns = [t.dumps() for t in [*previous, Turn.of(answer)] if isinstance(t, Turn)][-KEPT_TURNS:]
         yield history, "", sources_html(answer), scores_html(answer, retrieval), answer_record(answer), turns
 
     def respond_at_once(message: str, history: list[dict[str, Any]], kept: Any = None) -> tuple[Any, ...]:
@@ -213,7 +213,7 @@ def build_ui(assistant: Assistant, feedback: FeedbackStore) -> gr.Blocks:
                     with gr.Accordion("为什么是这些条款（检索得分）", open=False):
                         scores = gr.HTML("", elem_id="scores")
         last = gr.State("")
-        kept = gr.State([])  # this session's turns: what each question was read as and which clauses it cited
+        kept = gr.State([])  # this session's turns (`Turn.dumps`): what each was read as, which clauses it cited
         clear.click(lambda: [], None, kept, api_visibility="private")
         outputs = [chat, question, sources, scores, last, kept]
         up.click(lambda c, s: rate("up", c, s), [comment, last], [rated, comment], api_name="rate_up")
