@@ -160,6 +160,9 @@ _ASKS_FIGURE = re.compile(r"多少钱|收多少|多少费|价格|票价|几点|�
                           r"|哪家|哪个平台|网址|地址|在哪")
 _STATES_FIGURE = re.compile(r"\d|[零一二三四五六七八九十百千万两]+\s*"
                             r"(?:时|点|元|年|月|日|天|个|人|%|倍|万|亿|周|小时|公里|米)")
+# A question for a quantity: how much, how long, the most or the least.
+_ASKS_QUANTITY = re.compile(r"多少|几[个天年月日次倍岁周十百千万成]|几小时|多久|多长|多大|多高|多重|比例|期限"
+                            r"|最长|最短|最多|最少|最低|最高|上限|下限")
 # A question about the present moment (this year's figure, the latest news): laws and standing policies do not
 # state it.
 _ASKS_CURRENT = re.compile(r"今年|明年|去年|今天|明天|昨天|这个月|下个月|上个月|本月|这周|下周|最近|最新|目前|近期"
@@ -188,11 +191,13 @@ def rare_terms(tokens: list[str], lexical: LexicalIndex) -> list[str]:
     return [t for t in tokens if lexical.idf(t) >= 0.5 * math.log(len(lexical.ids) + 1)]
 
 
-def evidence(candidate: Candidate, tokens: list[str], passage: str, rare: list[str] | None = None) -> dict[str, float]:
+def evidence(candidate: Candidate, tokens: list[str], passage: str, rare: list[str] | None = None,
+             question: str = "") -> dict[str, float]:
     """What the judge weighs: the cosine, the share of the question's terms the clause holds (IDF-weighted, as
     `coverage`), how high each ranking put it, the longest run of the question's own words that stands
-    verbatim in the clause (a distinctive phrase found is strong evidence), and the share of the question's rare
-    terms (`rare_terms`) it holds."""
+    verbatim in the clause (a distinctive phrase found is strong evidence), the share of the question's rare
+    terms (`rare_terms`) it holds, and whether the question asks for a quantity (多少, 多久, 最长 …) that the
+    clause states a figure for."""
     longest = 0
     for i in range(len(tokens)):
         for j in range(i + 2, len(tokens) + 1):
@@ -209,6 +214,7 @@ def evidence(candidate: Candidate, tokens: list[str], passage: str, rare: list[s
         "lexical_rr": 1.0 / (1 + candidate.lexical_rank) if candidate.lexical_rank is not None else 0.0,
         "phrase": candidate.phrase,
         "rare": sum(1 for t in rare if t in passage) / len(rare) if rare else 0.0,
+        "figure": float(bool(_ASKS_QUANTITY.search(question)) and bool(_STATES_FIGURE.search(passage))),
     }
 
 
@@ -272,7 +278,7 @@ class Retriever:
         for candidate in ranked[:JUDGED]:
             passage = self._passage(candidate.clause)
             candidate.coverage = self.lexical.coverage(tokens, passage)
-            candidate.relevance = judge(evidence(candidate, tokens, passage, rare),
+            candidate.relevance = judge(evidence(candidate, tokens, passage, rare, normalized),
                                         getattr(self.embedder, "judge", None))
         if self.settings.reranker:
             self._rerank(normalized, ranked[:JUDGED])

@@ -23,8 +23,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def questions(n: int) -> list[str]:
-    pool = [json.loads(line)["question"] for f in sorted((ROOT / "eval").glob("*.jsonl"))
+    rows = [json.loads(line) for f in sorted((ROOT / "eval").glob("*.jsonl"))
             for line in f.read_text(encoding="utf-8").splitlines() if line.strip()]
+    pool = [row["question"] for row in rows if "question" in row]  # single questions, not conversations
     return [pool[i % len(pool)] for i in range(n)]
 
 

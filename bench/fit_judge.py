@@ -6,7 +6,8 @@ refusal point.
 
 The judge is two logistic functions. One weighs each judged candidate's evidence
 (`retrieve.evidence`: tuned cosine, term
-coverage, both rankings, the longest verbatim run of the question's words, the share of its rare terms held).
+coverage, both rankings, the longest verbatim run of the question's words, the share of its rare terms held, a
+figure stated for a quantity asked).
 It is fitted on the candidates
 retrieved for the training split the encoder never saw (`judge_questions` in tuned.json) and on 70 % of the
 out-of-corpus questions: it orders the head. The other decides refusals from the head so ordered
@@ -41,7 +42,7 @@ from assistant.retrieve import JUDGED, Candidate, evidence, judge, question_evid
 from assistant.retrieve import order_by_relevance as ordered  # noqa: E402
 from assistant.service import Assistant  # noqa: E402
 
-FEATURES = ("cosine", "coverage", "dense_rr", "lexical_rr", "phrase", "rare")
+FEATURES = ("cosine", "coverage", "dense_rr", "lexical_rr", "phrase", "rare", "figure")
 QUESTION = ("top_cosine", "top_coverage", "top_logit", "spread", "top_phrase", "asks_unstated", "asks_figure",
             "asks_current")
 TRAIN = HERE.parent / "train"
@@ -108,7 +109,7 @@ def _rows(assistant: Assistant, item: dict) -> Judged:  # type: ignore[type-arg]
     head = retrieval.candidates[:JUDGED]
     features, labels = [], []
     for candidate in head:
-        found = evidence(candidate, tokens, passage_text(candidate.clause), rare)
+        found = evidence(candidate, tokens, passage_text(candidate.clause), rare, retrieval.normalized)
         features.append([found[n] for n in FEATURES])
         labels.append(int(any(clause_matches(candidate.clause, e) for e in expect)))
     return head, features, labels, retrieval.normalized

@@ -39,3 +39,19 @@ def test_the_int8_tuned_model_ranks_like_its_fp32_self(embedder):
     for question in ("政务公开考核分值是多少？", "试用期最长多久？", "热线电话怎么整合？"):
         assert int(np.argmax(ours @ embedder.embed_query(question))) == \
             int(np.argmax(theirs @ plain.embed_query(question))), question
+
+
+def test_a_question_for_today_s_figures_or_an_unstated_day_counts_against_answering():
+    from assistant.ingest.records import Clause
+    from assistant.retrieve import Candidate, question_evidence
+
+    clause = Clause("law#1", "law", ("第二条",), "第二条", "", "县级以上人民政府应当公开财政预算、决算。", 1)
+    head = [Candidate(clause, dense=0.9, relevance=0.8)]
+    today = question_evidence(head, "今年我们县的财政预算是多少钱？")
+    plain = question_evidence(head, "县政府的财政预算要公开吗？")
+    assert today["asks_current"] == 1.0 and today["asks_figure"] == 1.0
+    assert plain["asks_current"] == 0.0 and plain["asks_figure"] == 0.0
+    stated = Clause("law#2", "law", ("第三条",), "第三条", "", "公园每日六时开园，二十二时闭园。", 2)
+    assert question_evidence([Candidate(stated, dense=0.9, relevance=0.8)], "公园几点开门？")["asks_figure"] == 0.0
+    refusal = tuned_model.meta()["refusal"]
+    assert refusal["asks_current"] < 0 and refusal["asks_figure"] < 0  # fitted: each makes an answer less likely
