@@ -90,7 +90,8 @@ def main() -> None:
     meta["refusal"] = {k: round(v, 4) for k, v in refusal.items()}
     meta["judge_fit"] = {"candidates": int(len(y)), "positives": int(y.sum()), "fit_questions": len(fit),
                          "calibration": {"answerable": len(held_a), "out_of_corpus": len(held_o),
-                                         "false_refusals": round(refused_a, 3), "refusals": round(refused_o, 3)}}
+                                         "false_refusals": round(refused_a, 3), "refusals": round(refused_o, 3),
+                                         "hit@1": round(_hit_at_1(weights, held_a), 3)}}
     meta_path.write_text(json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8")
     print(json.dumps({"judge": meta["judge"], **meta["judge_fit"]}, ensure_ascii=False))
 
@@ -115,16 +116,27 @@ def _rows(assistant: Assistant, item: dict) -> Judged:  # type: ignore[type-arg]
     return head, features, labels, retrieval.normalized
 
 
+def _ordered(weights: dict[str, float], judged: Judged) -> list[Candidate]:
+    """A question's head as the product orders it with the candidate judge `weights`."""
+    head, features, _, _ = judged
+    for candidate, values in zip(head, features, strict=True):
+        candidate.relevance = judge(dict(zip(FEATURES, values, strict=True)), weights)
+    return ordered(list(head))
+
+
 def _question(weights: dict[str, float], judged: Judged) -> list[float]:
     """`retrieve.question_evidence` of a question's head as the product orders it with the candidate judge
     `weights`."""
-    head, features, _, normalized = judged
-    if not head:
+    if not judged[0]:
         return [0.0] * len(QUESTION)
-    for candidate, values in zip(head, features, strict=True):
-        candidate.relevance = judge(dict(zip(FEATURES, values, strict=True)), weights)
-    values = question_evidence(ordered(list(head)), normalized)
+    values = question_evidence(_ordered(weights, judged), judged[3])
     return [values[n] for n in QUESTION]
+
+
+def _hit_at_1(weights: dict[str, float], questions: list[Judged]) -> float:
+    """The share of questions whose best candidate, as the judge `weights` order the head, is an accepted one."""
+    hits = sum(judged[2][judged[0].index(_ordered(weights, judged)[0])] for judged in questions if judged[0])
+    return hits / max(1, len(questions))
 
 
 def _probability(weights: dict[str, float], values: list[float]) -> float:
