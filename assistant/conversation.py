@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from assistant.answer.records import Answer
 from assistant.index.lexical import LexicalIndex
 from assistant.ingest.normalize import normalize
-from assistant.retrieve import JUDGED, Candidate, Retrieval, Retriever, order_by_relevance
+from assistant.retrieve import JUDGED, Candidate, Retrieval, Retriever, order_by_relevance, question_evidence
 
 # Openings and endings that lean on the previous question, and words that point back to its subject.
-_LEANING_START = re.compile(r"^(那么?|那如果|如果是|还有|另外|那要是|要是|换成|对于|关于)")
+_LEANING_START = re.compile(r"^(那么?|那如果|如果是|那要是|要是|换成|对于|关于)")
 _LEANING_END = re.compile(r"(呢|的呢|怎么样|如何)[？?。！!]*$")
 _POINTING = re.compile(r"(这个|那个|这些|那些|这项|该项|上述|它们?|其中|这种|此类|这样)")
 _SHORT = 6  # characters: a question this short seldom carries its own subject
@@ -99,7 +99,8 @@ def read(question: str, conversation: Conversation, retriever: Retriever, rewrit
     question, the turns and the labels and headings of the clauses they cited → a standalone question, or None)."""
     history = turns(conversation)
     own_question = _CORRECTION.sub("", question.strip()) or question
-    corrected = own_question != question.strip()
+    if own_question != question.strip():
+        history = history[:-1]  # 「不是，我问的是……」: the turn before was misread; what follows is what was meant
     alone = retriever.retrieve(own_question)
     if not history:
         return Reading(own_question, alone, "alone")
@@ -108,9 +109,9 @@ def read(question: str, conversation: Conversation, retriever: Retriever, rewrit
         # its own subject is unknown to the corpus (养老金 in a corpus on government transparency): refused as it
         # stands, never answered from the previous topic
         return Reading(own_question, alone, "alone", own)
-    last = history[-1]
-    cited = () if corrected else last.cited
-    context = retriever.neighbours(list(cited)) if cited else {}
+    # the topic is the last turn that was answered (a refused turn in between left it unchanged)
+    last = next((t for t in reversed(history) if t.cited), history[-1])
+    context = retriever.neighbours(list(last.cited)) if last.cited else {}
     readings = [Reading(f"{last.reading} {own_question}", _favour(
         retriever.retrieve(f"{last.reading} {own_question}"), context), "follow-up", own)]
     if rewrite is not None:
@@ -128,13 +129,23 @@ def read(question: str, conversation: Conversation, retriever: Retriever, rewrit
         return in_context
     covered_alone, covered_context = _covered(alone, own), _covered(in_context.retrieval, own)
     if not alone.relevant:
-        # refused on its own: the conversation answers it only when what it reads there holds its own subject
-        return in_context if covered_context > 0 else Reading(own_question, alone, "alone", own)
+        # refused on its own: the conversation answers it only when what it reads there holds its own subject, and
+        # not when it asks for a particular, a figure or today's state that the clause read there does not give
+        asks = question_evidence(in_context.retrieval.candidates[:1], normalize(own_question))
+        if covered_context > 0 and not (asks["asks_unstated"] or asks["asks_figure"] or asks["asks_current"]):
+            return in_context
+        return Reading(own_question, alone, "alone", own)
     if covered_alone > covered_context:  # it names a subject of its own that the reading alone finds
         return Reading(own_question, alone, "alone", own)
-    if covered_context > covered_alone or leans_on_context(own_question):
+    if covered_context > covered_alone or leans_on_context(own_question) and not _complete(own_question, own):
         return in_context
     return Reading(own_question, alone, "alone", own)
+
+
+def _complete(question: str, own: list[str]) -> bool:
+    """A question long enough, with a subject of its own, to be read as it stands even when it opens with 那 or
+    points with 这个 (「这个能要求赔多少」 after describing a new matter)."""
+    return bool(own) and len(re.sub(r"[\s，,。？?！!、]", "", normalize(question))) > 12
 
 
 def own_terms(question: str, lexical: LexicalIndex) -> list[str]:
