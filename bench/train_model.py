@@ -39,6 +39,9 @@ TRAIN = REPO / "train"
 OUT = REPO / "assistant" / "index" / "tuned"
 PROBES = ["公司不跟我签劳动合同怎么办？", "政府信息公开申请多久答复？", "廣場舞音響太吵可以找誰？"]
 RANK, ALPHA = 16, 32
+# The cosine above which an interpretation explains its most similar clause (index/links.py), for the tuned model's
+# vectors: they sit lower than the base model's (0.86 there).
+LINK_SIMILARITY = 0.75
 MODULES = ["query", "key", "value", "dense"]
 
 
@@ -127,6 +130,7 @@ def main() -> None:
         "trained_on": {"questions": len(train), "judge_split": len(judge_questions),
                        "data": "train/questions.jsonl, train/out_of_corpus.jsonl"},
         "epochs": args.epochs, "batch": args.batch, "seconds": round(time.time() - started),
+        "link_similarity": LINK_SIMILARITY,
     }
     record["probes"] = _probes(model, args.out / "lora.safetensors", scaling)
     record["judge_questions"] = judge_questions
