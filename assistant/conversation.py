@@ -101,14 +101,17 @@ def read(question: str, conversation: Conversation, retriever: Retriever, rewrit
     own_question = _CORRECTION.sub("", question.strip()) or question
     if own_question != question.strip():
         history = history[:-1]  # 「不是，我问的是……」: the turn before was misread; what follows is what was meant
-    alone = retriever.retrieve(own_question)
     if not history:
-        return Reading(own_question, alone, "alone")
+        return Reading(own_question, retriever.retrieve(own_question), "alone")
     own = own_terms(own_question, retriever.lexical)
-    if any(retriever.lexical.df(t) == 0 for t in own) and not alone.relevant:
+    alone = retriever.retrieve(own_question) if own else None  # an elliptical question is read alone only if need be
+    if alone is not None and not alone.relevant and any(retriever.lexical.df(t) == 0 for t in own):
         # its own subject is unknown to the corpus (养老金 in a corpus on government transparency): refused as it
         # stands, never answered from the previous topic
         return Reading(own_question, alone, "alone", own)
+    if alone is not None and alone.relevant and _covered(alone, own) == 1 and \
+            not (leans_on_context(own_question) and not _complete(own_question, own)):
+        return Reading(own_question, alone, "alone", own)  # it names its subject, and the reading alone finds it
     # the topic is the last turn that was answered (a refused turn in between left it unchanged)
     last = next((t for t in reversed(history) if t.cited), history[-1])
     context = retriever.neighbours(list(last.cited)) if last.cited else {}
@@ -123,10 +126,13 @@ def read(question: str, conversation: Conversation, retriever: Retriever, rewrit
     # a rewrite is kept only when the evidence holds it as well as the rule's reading: as relevant, its best clause
     # holding as many of the question's own terms, and as close to what was just cited
     in_context = max(readings, key=lambda r: (r.retrieval.relevant, _covered(r.retrieval, own), _near(r, context)))
+    if not own:  # no subject of its own: it is about what was just said
+        if in_context.retrieval.relevant:
+            return in_context
+        return Reading(own_question, retriever.retrieve(own_question), "alone", own)
+    assert alone is not None
     if not in_context.retrieval.relevant:
         return Reading(own_question, alone, "alone", own)
-    if not own:  # no subject of its own: it is about what was just said
-        return in_context
     covered_alone, covered_context = _covered(alone, own), _covered(in_context.retrieval, own)
     if not alone.relevant:
         # refused on its own: the conversation answers it only when what it reads there holds its own subject, and
