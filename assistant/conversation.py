@@ -37,6 +37,7 @@ _NOUN_TAGS = ("n", "vn", "s", "eng")  # jieba's nouns (n, nr, ns, nt, nz …), v
 # reading (added to the judge's logit).
 CITED_BONUS, SIBLING_BONUS, DOCUMENT_BONUS = 1.5, 0.75, 0.25
 MAX_TURN_CHARS = 300
+MAX_TOPIC_CHARS = 60
 
 
 @dataclass(frozen=True)
@@ -104,48 +105,78 @@ def read(question: str, conversation: Conversation, retriever: Retriever, rewrit
     if not history:
         return Reading(own_question, retriever.retrieve(own_question), "alone")
     own = own_terms(own_question, retriever.lexical)
-    alone = retriever.retrieve(own_question) if own else None  # an elliptical question is read alone only if need be
-    if alone is not None and not alone.relevant and any(retriever.lexical.df(t) == 0 for t in own):
+    complete = _complete(own_question, own)
+    first = retriever.retrieve(own_question) if complete else None  # a whole question is read alone first
+    if first is not None and first.relevant and _covered(first, own) == 1:
+        return Reading(own_question, first, "alone", own)  # and the reading alone finds its subject
+    in_context = _in_context(own_question, history, own, retriever, rewrite)
+
+    def alone() -> Reading:
+        return Reading(own_question, first or retriever.retrieve(own_question), "alone", own)
+
+    if in_context.retrieval.relevant and _asks_beyond(in_context, own_question):
+        # a particular, a figure or today's state that the clause read in the conversation does not give: the
+        # earlier topic does not answer it, and the question is judged as it stands
+        return alone()
+    if not own:  # no subject of its own: it is about what was just said, or refused (it has nothing else to go on)
+        return in_context
+    covered_context = _covered(in_context.retrieval, own)
+    if in_context.retrieval.relevant and covered_context == 1 and not complete:
+        return in_context  # a short question whose subject the conversation holds: read alone, it could do no better
+    reading = alone()
+    if not reading.retrieval.relevant and any(retriever.lexical.df(t) == 0 for t in own):
         # its own subject is unknown to the corpus (养老金 in a corpus on government transparency): refused as it
         # stands, never answered from the previous topic
-        return Reading(own_question, alone, "alone", own)
-    if alone is not None and alone.relevant and _covered(alone, own) == 1 and \
-            not (leans_on_context(own_question) and not _complete(own_question, own)):
-        return Reading(own_question, alone, "alone", own)  # it names its subject, and the reading alone finds it
+        return reading
+    if not in_context.retrieval.relevant:
+        return reading
+    covered_alone = _covered(reading.retrieval, own)
+    if not reading.retrieval.relevant:
+        # refused on its own: the conversation answers it only when what it reads there holds its own subject
+        return in_context if covered_context > 0 else reading
+    if covered_alone > covered_context:  # it names a subject of its own that the reading alone finds
+        return reading
+    if covered_context > covered_alone or not complete:
+        return in_context  # as well covered in the conversation, and too short to stand on its own
+    return reading
+
+
+def _in_context(question: str, history: list[Turn], own: list[str], retriever: Retriever,
+                rewrite: Rewrite | None) -> Reading:
+    """The question read with the conversation: glued to the last answered turn's reading (the rule), or as the
+    LLM rewrote it; each favouring the clauses that turn cited. A rewrite is kept only when the evidence holds it as
+    well as the rule's reading: as relevant, its best clause holding as many of the question's own terms, and as
+    close to what was just cited."""
     # the topic is the last turn that was answered (a refused turn in between left it unchanged)
     last = next((t for t in reversed(history) if t.cited), history[-1])
     context = retriever.neighbours(list(last.cited)) if last.cited else {}
-    readings = [Reading(f"{last.reading} {own_question}", _favour(
-        retriever.retrieve(f"{last.reading} {own_question}"), context), "follow-up", own)]
+    glued = f"{_topic(last.reading)} {question}"
+    readings = [Reading(glued, _favour(retriever.retrieve(glued), context), "follow-up", own)]
     if rewrite is not None:
         earlier = retriever.neighbours([c for t in history[-3:] for c in t.cited])
         labels = {cid: f"{c.label} {c.heading}".strip() for cid, c in earlier.items()}
-        text = rewrite(own_question, history, labels)
-        if text and normalize(text) != normalize(own_question):
+        text = rewrite(question, history, labels)
+        if text and normalize(text) != normalize(question):
             readings.insert(0, Reading(text, _favour(retriever.retrieve(text), context), "rewrite", own))
-    # a rewrite is kept only when the evidence holds it as well as the rule's reading: as relevant, its best clause
-    # holding as many of the question's own terms, and as close to what was just cited
-    in_context = max(readings, key=lambda r: (r.retrieval.relevant, _covered(r.retrieval, own), _near(r, context)))
-    if not own:  # no subject of its own: it is about what was just said
-        if in_context.retrieval.relevant:
-            return in_context
-        return Reading(own_question, retriever.retrieve(own_question), "alone", own)
-    assert alone is not None
-    if not in_context.retrieval.relevant:
-        return Reading(own_question, alone, "alone", own)
-    covered_alone, covered_context = _covered(alone, own), _covered(in_context.retrieval, own)
-    if not alone.relevant:
-        # refused on its own: the conversation answers it only when what it reads there holds its own subject, and
-        # not when it asks for a particular, a figure or today's state that the clause read there does not give
-        asks = question_evidence(in_context.retrieval.candidates[:1], normalize(own_question))
-        if covered_context > 0 and not (asks["asks_unstated"] or asks["asks_figure"] or asks["asks_current"]):
-            return in_context
-        return Reading(own_question, alone, "alone", own)
-    if covered_alone > covered_context:  # it names a subject of its own that the reading alone finds
-        return Reading(own_question, alone, "alone", own)
-    if covered_context > covered_alone or leans_on_context(own_question) and not _complete(own_question, own):
-        return in_context
-    return Reading(own_question, alone, "alone", own)
+    return max(readings, key=lambda r: (r.retrieval.relevant, _covered(r.retrieval, own), _near(r, context)))
+
+
+def _topic(reading: str) -> str:
+    """The earlier reading a follow-up is glued to: its last questions (a reading is questions joined by spaces),
+    at most `MAX_TOPIC_CHARS` of them, so that a long conversation does not grow the text retrieved with."""
+    kept: list[str] = []
+    for part in reversed(reading.split(" ")):
+        if kept and sum(len(k) for k in kept) + len(part) > MAX_TOPIC_CHARS:
+            break
+        kept.insert(0, part)
+    return " ".join(kept)
+
+
+def _asks_beyond(reading: Reading, question: str) -> bool:
+    """Whether the question asks for a particular, a figure or today's state that the reading's best clause does
+    not give (`retrieve.question_evidence`)."""
+    asks = question_evidence(reading.retrieval.candidates[:1], normalize(question))
+    return bool(asks["asks_unstated"] or asks["asks_figure"] or asks["asks_current"])
 
 
 def _complete(question: str, own: list[str]) -> bool:
