@@ -11,6 +11,7 @@ it is refused rather than answered from the previous topic.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -250,13 +251,9 @@ def _bonus(candidate: Candidate, context: dict) -> float:  # type: ignore[type-a
 
 
 def _logit(p: float) -> float:
-    import math
-
     p = min(max(p, 1e-6), 1 - 1e-6)
     return math.log(p / (1 - p))
 
 
 def _logistic(z: float) -> float:
-    import math
-
     return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))

@@ -100,6 +100,6 @@ def test_a_bad_conversation_line_names_the_turn(tmp_path: Path):
 def test_the_demo_dialogue_set_meets_its_targets(assistant: Assistant):
     metrics = EvalResult(rows=list(run_eval(read_eval_file(EVAL / "dialogues_demo.jsonl"),
                                             assistant.ask_traced))).metrics()
-    # measured: turn accuracy 0.897, out-of-corpus turns refused 0.923, first turns 0.885 (as asked alone)
+    # measured: turn accuracy 0.910, out-of-corpus turns refused 0.923, first turns 0.885 (as asked alone)
     assert metrics["turn_accuracy"] >= 0.85 and metrics["out_of_corpus_turns_refused"] >= 0.85
     assert metrics["by_turn"]["2"] >= 0.85
