@@ -150,9 +150,13 @@ def _in_context(question: str, history: list[Turn], own: list[str], retriever: R
     close to what was just cited."""
     # the topic is the last turn that was answered (a refused turn in between left it unchanged)
     last = next((t for t in reversed(history) if t.cited), history[-1])
-    context = retriever.neighbours(list(last.cited)) if last.cited else {}
     glued = f"{_topic(last.reading)} {question}"
-    readings = [Reading(glued, _favour(retriever.retrieve(glued), context), "follow-up", own)]
+    retrieval = retriever.retrieve(glued)
+    # the cited clauses, as the glued reading retrieved them (it holds the question they answered), else read
+    context = {c.clause.clause_id: c.clause for c in retrieval.candidates if c.clause.clause_id in last.cited}
+    if missing := [cid for cid in last.cited if cid not in context]:
+        context.update(retriever.neighbours(missing))
+    readings = [Reading(glued, _favour(retrieval, context), "follow-up", own)]
     if rewrite is not None:
         earlier = retriever.neighbours([c for t in history[-3:] for c in t.cited])
         labels = {cid: f"{c.label} {c.heading}".strip() for cid, c in earlier.items()}
