@@ -21,11 +21,6 @@ from assistant.index.lexical import LexicalIndex
 from assistant.ingest.normalize import normalize
 from assistant.retrieve import JUDGED, Candidate, Retrieval, Retriever, order_by_relevance, question_evidence
 
-# Openings and endings that lean on the previous question, and words that point back to its subject.
-_LEANING_START = re.compile(r"^(那么?|那如果|如果是|那要是|要是|换成|对于|关于)")
-_LEANING_END = re.compile(r"(呢|的呢|怎么样|如何)[？?。！!]*$")
-_POINTING = re.compile(r"(这个|那个|这些|那些|这项|该项|上述|它们?|其中|这种|此类|这样)")
-_SHORT = 6  # characters: a question this short seldom carries its own subject
 # 「不是，我问的是……」: the previous question was misunderstood; what follows is what was meant.
 _CORRECTION = re.compile(r"^(?:(?:不是|不对|错了)[，,。！!\s]+)?(?:我(?:是)?想?问的?是|我想问|我是说|我说的是)"
                          r"[：:，,\s]*|^(?:不是|不对|错了)[，,。！!]\s*")
@@ -206,14 +201,6 @@ def own_terms(question: str, lexical: LexicalIndex) -> list[str]:
         if lexical.df(token) <= limit and token not in terms:
             terms.append(token)
     return terms
-
-
-def leans_on_context(question: str) -> bool:
-    """Whether the question's wording leans on what was said before (那…呢, 这个, a very short question)."""
-    q = normalize(question)
-    core = re.sub(r"[\s，,。？?！!、]", "", q)
-    return bool(_LEANING_START.search(core) or _LEANING_END.search(q) or _POINTING.search(core)) \
-        or len(core) <= _SHORT
 
 
 def _covered(retrieval: Retrieval, own: list[str]) -> float:
