@@ -11,7 +11,6 @@ it is refused rather than answered from the previous topic.
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -19,7 +18,16 @@ from dataclasses import dataclass, field
 from assistant.answer.records import Answer
 from assistant.index.lexical import LexicalIndex
 from assistant.ingest.normalize import normalize
-from assistant.retrieve import JUDGED, Candidate, Retrieval, Retriever, order_by_relevance, question_evidence
+from assistant.retrieve import (
+    JUDGED,
+    Candidate,
+    Retrieval,
+    Retriever,
+    logistic,
+    logit,
+    order_by_relevance,
+    question_evidence,
+)
 
 # 「不是，我问的是……」: the previous question was misunderstood; what follows is what was meant.
 _CORRECTION = re.compile(r"^(?:(?:不是|不对|错了)[，,。！!\s]+)?(?:我(?:是)?想?问的?是|我想问|我是说|我说的是)"
@@ -187,8 +195,8 @@ def _complete(question: str, own: list[str]) -> bool:
 
 def own_terms(question: str, lexical: LexicalIndex) -> list[str]:
     """The question's own subject terms: its nouns and place words (jieba's part of speech) of two characters or
-    more that are not
-    an aspect of the question (时候, 方面, 要求 …) and that at most a quarter of the corpus's clauses use."""
+    more that are not an aspect of the question (时候, 方面, 要求 …) and that at most a quarter of the corpus's
+    clauses use."""
     import jieba.posseg
 
     text = normalize(question)
@@ -225,7 +233,7 @@ def _favour(retrieval: Retrieval, context: dict) -> Retrieval:  # type: ignore[t
         return retrieval
     head = retrieval.candidates[:JUDGED]
     for candidate in head:
-        candidate.relevance = _logistic(_logit(candidate.relevance) + _bonus(candidate, context))
+        candidate.relevance = logistic(logit(candidate.relevance, 1e-6) + _bonus(candidate, context))
     retrieval.candidates[:JUDGED] = order_by_relevance(head)
     return retrieval
 
@@ -240,11 +248,3 @@ def _bonus(candidate: Candidate, context: dict) -> float:  # type: ignore[type-a
         return DOCUMENT_BONUS
     return 0.0
 
-
-def _logit(p: float) -> float:
-    p = min(max(p, 1e-6), 1 - 1e-6)
-    return math.log(p / (1 - p))
-
-
-def _logistic(z: float) -> float:
-    return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))

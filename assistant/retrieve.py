@@ -123,16 +123,21 @@ def order_by_relevance(candidates: list[Candidate]) -> list[Candidate]:
     run: list[Candidate] = []
     for candidate in ranked:
         if run and (candidate.exact != run[0].exact
-                    or _logit(run[0].relevance) - _logit(candidate.relevance) >= TIE_LOGIT):
+                    or logit(run[0].relevance) - logit(candidate.relevance) >= TIE_LOGIT):
             ordered += sorted(run, key=tie_order)
             run = []
         run.append(candidate)
     return ordered + sorted(run, key=tie_order)
 
 
-def _logit(p: float) -> float:
-    p = min(max(p, 1e-9), 1 - 1e-9)
+def logit(p: float, floor: float = 1e-9) -> float:
+    """The log-odds of a probability, kept `floor` away from 0 and 1."""
+    p = min(max(p, floor), 1 - floor)
     return math.log(p / (1 - p))
+
+
+def logistic(z: float) -> float:
+    return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
 
 
 def relevance(cosine: float, coverage: float, weights: dict[str, float] | None = None) -> float:
@@ -143,8 +148,7 @@ def judge(features: dict[str, float], weights: dict[str, float] | None = None) -
     """The probability that a clause answers the question: a logistic function of its evidence (`features`),
     with the weights fitted for the model that made the cosines (a feature without a weight counts nothing)."""
     w = weights or RELEVANCE_WEIGHTS
-    z = w["bias"] + sum(weight * features.get(name, 0.0) for name, weight in w.items() if name != "bias")
-    return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
+    return logistic(w["bias"] + sum(weight * features.get(name, 0.0) for name, weight in w.items() if name != "bias"))
 
 
 # A question for a particular fact that laws and policies seldom state (a telephone number, an address, a price,
@@ -180,8 +184,7 @@ def question_evidence(head: list[Candidate], question: str = "") -> dict[str, fl
     figure = bool(_ASKS_FIGURE.search(question)) and not _STATES_FIGURE.search(text)
     cosines = sorted((c.dense for c in head), reverse=True)
     spread = cosines[0] - cosines[min(4, len(cosines) - 1)]
-    p = min(max(top.relevance, 1e-6), 1 - 1e-6)
-    return {"top_cosine": top.dense, "top_coverage": top.coverage, "top_logit": math.log(p / (1 - p)),
+    return {"top_cosine": top.dense, "top_coverage": top.coverage, "top_logit": logit(top.relevance, 1e-6),
             "spread": spread, "top_phrase": top.phrase, "asks_unstated": float(particular),
             "asks_figure": float(figure), "asks_current": float(bool(_ASKS_CURRENT.search(question)))}
 

@@ -133,9 +133,11 @@ class Assistant:
 
     def warm_up(self) -> None:
         """Load the model and the index, and answer a Simplified and a Traditional question once, so that the
-        first citizens do not wait for loading (the model, the script converter, the traced model's first runs)."""
+        first citizens do not wait for loading (the model, the script converter, the traced model's first runs), and
+        read a follow-up once."""
         for question in ("政府信息公开申请多久答复？", "政府資訊公開申請多久答覆？"):
             self.ask(question)
+        self.ask("那市里呢？", ["政府信息公开申请多久答复？"])  # the tagger that reads follow-ups loads
 
     def reindex(self, paths: Iterable[Path] | None = None, *, rebuild: bool = False,
                 progress: Progress | None = None) -> IndexSummary:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import random
 import sys
 from pathlib import Path
@@ -140,8 +139,7 @@ def _hit_at_1(weights: dict[str, float], questions: list[Judged]) -> float:
 
 
 def _probability(weights: dict[str, float], values: list[float]) -> float:
-    z = weights["bias"] + sum(weights[n] * v for n, v in zip(QUESTION, values, strict=True))
-    return 1 / (1 + math.exp(-max(-60.0, min(60.0, z))))
+    return judge(dict(zip(QUESTION, values, strict=True)), weights)
 
 
 def _refused(weights: dict[str, float], questions: list[list[float]], cut: float) -> float:
