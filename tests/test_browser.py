@@ -22,6 +22,18 @@ title: 示例市城市公园管理办法
 """
 
 
+# The chat holds `replies` answers, the last one after `question`, no draft is streaming, and no output is still
+# pending (Gradio shows its status tracker, "processing | …", in a component that waits for its value).
+ANSWERED = """([question, replies]) => {
+    const chat = document.querySelector('#chat')?.innerText ?? '';
+    const at = chat.lastIndexOf(question);
+    const bots = document.querySelectorAll('#chat .message-row.bot-row').length;
+    return at >= 0 && chat.slice(at + question.length).trim().length > 0 && !chat.includes('▌')
+        && bots >= replies
+        && !document.querySelector('#sources .progress-text, #sources .eta-bar, #chat .progress-text');
+}"""
+
+
 @pytest.fixture(scope="module")
 def browser():  # type: ignore[no-untyped-def]
     if not Path(CHROMIUM).exists():
@@ -62,12 +74,11 @@ def test_a_three_turn_conversation_in_the_browser_keeps_the_topic_and_refuses_a_
     box.wait_for(timeout=60_000)
 
     def say(question: str, replies: int) -> str:
+        """Ask, and return the sources panel once it shows this question's answer (the panel is updated with the
+        chat, but a browser may paint the chat first: the previous answer's panel must not be read)."""
         box.fill(question)
         page.locator("#send").click()
-        page.wait_for_function(f"document.querySelectorAll('#chat .message-row, #chat .message').length >= "
-                               f"{2 * replies} && !document.querySelector('#chat')?.innerText.includes('▌')",
-                               timeout=60_000)
-        page.wait_for_timeout(500)
+        page.wait_for_function(ANSWERED, arg=[question, replies], timeout=60_000)
         return page.locator("#sources").inner_text()
 
     first = say("政务热线电话太多打不通，政府会整合吗？", 1)
