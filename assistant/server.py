@@ -92,7 +92,8 @@ def create_app(settings: Settings, assistant: Assistant | None = None) -> Any:
         mounts.append(Mount("/editors"))
     chat_password = web.chat_password.get_secret_value()
     chat_auth = _login(web.chat_username, chat_password) if web.chat_username and chat_password else None
-    app = _mount(app, build_ui(assistant, feedback), "/", web.max_sessions, auth=chat_auth, max_file_size=0)
+    app = _mount(app, build_ui(assistant, feedback, editors=bool(web.editor_username and editor_password)), "/",
+                 web.max_sessions, auth=chat_auth, max_file_size=0)
     mounts.append(Mount("", login=_gradio_app(app, "") if chat_auth else None, title="政策解读助手 · 登录"))
     guard = GuardSettings(max_request_bytes=web.max_request_bytes,
                           max_upload_bytes=web.max_upload_files * (settings.index.max_file_bytes + 4096),

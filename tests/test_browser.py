@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,9 @@ pytestmark = pytest.mark.slow
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+# English once left in our own strings: document states and buttons, score headers, eval keys
+ENGLISH = ["active", "withdrawn", "withdraw", "restore", "remove", "dense", "fused", "relevance", "cited",
+           "refusal_accuracy", "false_refusal_rate", "questions"]
 PARKS = """---
 title: 示例市城市公园管理办法
 ---
@@ -108,14 +112,24 @@ def _upload(page, file: Path) -> None:  # type: ignore[no-untyped-def]
                 raise
 
 
+def english_left(text: str) -> list[str]:
+    """Our own UI strings that were once English and must not come back (Gradio's own follow the browser)."""
+    return [word for word in ENGLISH if re.search(rf"\b{word}\b", text)]
+
+
 def test_an_editor_logs_in_uploads_and_publishes_and_the_chat_then_answers(browser, editors_server, tmp_path):  # noqa: F811
     base, _ = editors_server
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    context = browser.new_context(locale="zh-CN", viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
     page.goto(f"{base}/editors/", wait_until="load")
     assert page.locator("#publish").count() == 0  # nothing of the editors' page before the login
     page.locator("input[type=password]").wait_for(timeout=30_000)
-    page.locator("input:not([type=password])").first.fill("editor")
-    page.locator("input[type=password]").fill("s3cret-pass")
+    page.locator("#username").fill("editor")
+    page.locator("#password").fill("not-the-password")
+    page.locator("button[type=submit]").click()
+    page.get_by_text("用户名或密码不正确").wait_for(timeout=30_000)
+    assert page.locator("#username").input_value() == "editor"  # a failed login keeps the name typed
+    page.locator("#password").fill("s3cret-pass")
     page.locator("button[type=submit]").click()
     page.locator("#publish").wait_for(timeout=60_000)
     policy = tmp_path / "parks.md"
@@ -123,17 +137,67 @@ def test_an_editor_logs_in_uploads_and_publishes_and_the_chat_then_answers(brows
     _upload(page, policy)
     page.locator("#preview").click()
     page.locator("#preview-clauses").get_by_text("第二条").first.wait_for(timeout=120_000)
+    page.wait_for_function("document.querySelector('#field-title textarea, #field-title input')?.value"
+                           " === '示例市城市公园管理办法'", timeout=30_000)  # what was read fills the form
     page.locator("#publish").click()
     page.locator("#publish-result").get_by_text("新增 1").wait_for(timeout=180_000)
+    assert "《示例市城市公园管理办法》已发布" in page.locator("#publish-result").inner_text()
+    assert not english_left(page.locator("body").inner_text())
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "editors.png"), full_page=True)
+    page.get_by_role("tab", name="文档管理").click()
+    page.locator("#doc-id input").click()
+    page.get_by_role("option", name=re.compile("示例市城市公园管理办法")).click()  # chosen from the list, not typed
+    page.locator("#withdraw").click()
+    page.locator("#managed").get_by_text("已暂停检索，不再用于答复").wait_for(timeout=60_000)
+    documents = page.locator("#documents").inner_text()
+    assert "已暂停检索" in documents and "无文号" in documents and not english_left(page.locator("body").inner_text())
+    page.screenshot(path=str(ARTIFACTS / "editors-documents.png"), full_page=True)
+    page.locator("#restore").click()
+    page.locator("#managed").get_by_text("已恢复检索").wait_for(timeout=60_000)
     page.goto(base, wait_until="load")
     page.locator("#question textarea").wait_for(timeout=60_000)
     page.locator("#question textarea").fill("城市公园几点关门？")
     page.locator("#send").click()
     page.locator("#sources [data-clause='第二条']").wait_for(timeout=60_000)
     assert "示例市城市公园管理办法" in page.locator("#sources").inner_text()
-    page.close()
+    assert "编辑发布" in page.locator(".pa-header").first.inner_text()  # the editors' page is on: linked
+    context.close()
+
+
+def test_the_chat_speaks_chinese_its_examples_ask_and_clear_starts_afresh(browser, server: str):  # noqa: F811
+    context = browser.new_context(locale="zh-CN", viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.goto(server, wait_until="load")
+    page.locator("#question textarea").wait_for(timeout=60_000)
+    assert "编辑发布" not in page.locator(".pa-header").first.inner_text()  # the editors' page is off here
+    page.get_by_text("政务公开考核分值是多少？").first.click()  # an example question is asked at once
+    page.wait_for_function(ANSWERED, arg=["政务公开考核分值是多少？", 1], timeout=60_000)
+    page.locator("#sources [data-clause]").first.wait_for(timeout=30_000)
+    page.locator("#thumbs-up").click()
+    page.locator("#rated").get_by_text("已记录：有帮助").wait_for(timeout=30_000)
+    page.get_by_text("为什么是这些条款").click()
+    page.locator("#scores table").wait_for(timeout=30_000)
+    assert not english_left(page.locator("body").inner_text())
+    page.screenshot(path=str(ARTIFACTS / "chat-zh.png"), full_page=True)
+    page.locator("#clear").click()
+    page.wait_for_function("!document.querySelector('#sources [data-clause]') && "
+                           "!document.querySelector('#chat .message-row')", timeout=30_000)
+    assert "已记录" not in page.locator("#rated").inner_text() and page.locator("#scores table").count() == 0
+    context.close()
+
+
+def test_on_a_phone_the_header_and_its_link_stay_on_one_line(browser, editors_server):  # noqa: F811
+    base, _ = editors_server
+    context = browser.new_context(locale="zh-CN", viewport={"width": 375, "height": 740}, is_mobile=True)
+    page = context.new_page()
+    page.goto(base, wait_until="load")
+    page.locator(".pa-header a").first.wait_for(timeout=60_000)
+    header = page.locator(".pa-header h2").first
+    header.wait_for(timeout=60_000)
+    line = float(page.evaluate("parseFloat(getComputedStyle(document.querySelector('.pa-header h2')).lineHeight)"))
+    assert header.bounding_box()["height"] < 1.6 * line
+    context.close()
 
 
 def test_an_anonymous_user_sees_only_the_login_on_the_editors_page(browser, editors_server):  # noqa: F811

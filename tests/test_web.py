@@ -56,7 +56,7 @@ def test_a_staff_question_gets_a_cited_answer_and_its_sources(server: str):
     reply = history[1]["content"][0]["text"] if isinstance(history[1]["content"], list) else history[1]["content"]
     assert "[1]" in reply and "7、（四）" in reply
     assert 'data-clause="7、（四）"' in sources and "<mark>" in sources and "现行有效" in sources
-    assert "<th>dense</th>" in scores and "<th>BM25</th>" in scores and "<th>fused</th>" in scores
+    assert "<th>语义相似度</th>" in scores and "<th>关键词得分</th>" in scores and "<th>融合得分</th>" in scores
     assert scores.count("<tr>") >= 3 and "<td>[1]</td>" in scores  # the cited candidates are marked
 
 
@@ -160,21 +160,27 @@ def test_an_editor_publishes_a_policy_that_then_answers(editors_server):
     assert event == "error" and "empty.md" in json.dumps(message, ensure_ascii=False)
     assert not (corpus / "empty.md").exists()  # a bad upload changes nothing
     assert ask(base, "共享单车可以停在盲道上吗？")[0][1]["content"][0]["text"].startswith("抱歉")
-    event, (result, documents) = call(f"{base}/editors", "publish",
-                                      [[upload(base, editor, "bikes.md", BIKES.encode())], *[""] * 8, False], editor)
+    event, (result, documents, choices) = call(f"{base}/editors", "publish",
+                                               [[upload(base, editor, "bikes.md", BIKES.encode())], *[""] * 8, False],
+                                               editor)
     assert event == "complete" and "新增 1" in result and "示例市共享单车停放管理办法" in documents
+    assert result.startswith("《示例市共享单车停放管理办法》已发布，现用于答复。")  # what happened, then the counts
+    assert "bikes" in json.dumps(choices)  # the editor can now pick it from the list
     reply = ask(base, "共享单车可以停在盲道上吗？")[0][1]["content"][0]["text"]
     assert "盲道" in reply and "《示例市共享单车停放管理办法》（示市政发〔2025〕9号） 第二条" in reply
-    event, (summary, _) = call(f"{base}/editors", "set_status", ["bikes", "已废止", ""], editor)
+    event, (summary, _, _) = call(f"{base}/editors", "set_status", ["bikes", "已废止", ""], editor)
     assert event == "complete" and "嵌入 0 条" in summary  # a status change re-embeds nothing
+    assert summary.startswith("《示例市共享单车停放管理办法》的状态已改为“已废止”")
     reply = ask(base, "共享单车可以停在盲道上吗？")[0][1]["content"][0]["text"]
     assert reply.startswith("注意：《示例市共享单车停放管理办法》的状态为“已废止”")
     questions = '{"question": "共享单车能停盲道吗？", "kind": "answerable", "expect": ["盲道"]}\n'
     event, metrics = call(f"{base}/editors", "evaluate", [upload(base, editor, "q.jsonl", questions.encode())],
                           editor)
-    assert event == "complete" and "- hit@1: 1.000" in metrics[0]
-    event, (summary, _) = call(f"{base}/editors", "withdraw", ["bikes"], editor)
-    assert event == "complete" and "第" in summary
+    assert event == "complete" and "- 首位命中率：1.000" in metrics[0]
+    assert "- 库外问题拒答率：—" in metrics[0]  # no out-of-corpus question in the file: no figure
+    event, (summary, documents, _) = call(f"{base}/editors", "withdraw", ["bikes"], editor)
+    assert event == "complete" and summary.startswith("《示例市共享单车停放管理办法》已暂停检索，不再用于答复。")
+    assert "已暂停检索" in documents and "withdrawn" not in documents
     assert ask(base, "共享单车可以停在盲道上吗？")[0][1]["content"][0]["text"].startswith("抱歉")
 
 
@@ -206,3 +212,22 @@ def test_the_chat_can_be_put_behind_its_ownlogin(assistant, tmp_path: Path):  # 
     assert client.post("/login", data={"username": "staff", "password": "pw-1"}).status_code == 200
     assert client.get("/config").status_code == 200
     assert client.get("/healthz").json()["status"] == "ok"
+
+
+def test_the_chat_links_to_the_editors_page_only_when_it_is_on_and_editors_needs_no_slash(assistant, tmp_path):  # type: ignore[no-untyped-def]
+    from fastapi.testclient import TestClient
+
+    from assistant.config import Settings
+    from assistant.server import create_app
+
+    def client(**web: str) -> TestClient:
+        return TestClient(create_app(Settings(index_dir=assistant.settings.index_dir, state_dir=tmp_path, web=web),
+                                     assistant))
+
+    off = client()
+    assert "编辑发布 →" not in json.dumps(off.get("/config").json(), ensure_ascii=False)
+    on = client(editor_username="editor", editor_password="s3cret-pass")
+    assert "编辑发布 →" in json.dumps(on.get("/config").json(), ensure_ascii=False)
+    typed = on.get("/editors", follow_redirects=False)
+    assert typed.status_code in (301, 307, 308) and typed.headers["location"].endswith("/editors/")
+    assert "编辑登录" in on.get("/editors", follow_redirects=True).text  # the login form, not a 404

@@ -13,11 +13,17 @@ from typing import Any
 import gradio as gr
 import yaml
 
+from assistant.channels.editor_views import (
+    document_choices,
+    documents_html,
+    history_html,
+    preview_html,
+    published_text,
+    report,
+)
 from assistant.errors import AssistantError, CorpusError
 from assistant.evaluation import EvalResult, read_eval_file, run_eval
 from assistant.feedback import FeedbackStore
-from assistant.index.registry import VersionRow
-from assistant.ingest.clauses import parse_clauses
 from assistant.ingest.limits import Limits, parse_bounded
 from assistant.ingest.loaders import FIELDS, SUFFIXES, load_document, split_front_matter
 from assistant.ingest.records import PolicyDocument
@@ -25,6 +31,18 @@ from assistant.service import Assistant
 
 FORM_FIELDS = ("title", "doc_number", "issuer", "publish_date", "status", "kind", "interprets", "replaced_by")
 STATUSES = ["现行有效", "已废止", "已修改", "历史版本"]
+# what a document change did, after the document's title
+CHANGED = {"withdraw": "已暂停检索，不再用于答复。", "restore": "已恢复检索，重新用于答复。",
+           "remove": "已从索引中删除，不再用于答复（文件仍在语料目录中，可“恢复检索”）。"}
+# the indexing phases, as the progress bar names them
+PHASES = {"reading": "读取文件", "registering": "登记条款", "embedding": "计算向量", "storing": "写入索引"}
+
+
+def picked(doc_id: str | None) -> str:
+    """The document chosen in the list; none chosen is refused."""
+    if not doc_id or not doc_id.strip():
+        raise refuse("请先在上方选择文档。")
+    return doc_id.strip()
 
 
 def refuse(message: str) -> gr.Error:
@@ -111,30 +129,6 @@ def corpus_files(corpus: Path, doc_id: str) -> list[Path]:
     return [f for f in sorted(corpus.glob(f"{doc_id}.*")) if f.suffix.lower() in SUFFIXES and f.is_file()]
 
 
-def preview_html(documents: list[PolicyDocument], replacing: dict[str, str], max_chars: int) -> str:
-    """The clauses each document will be cited by, as editors check them before publishing, and what it replaces."""
-    parts = []
-    for doc in documents:
-        clauses = parse_clauses(doc, max_chars=max_chars)
-        rows = "".join(f"<tr><td><b>{html.escape(c.label or '（前言）')}</b></td>"
-                       f"<td>{html.escape(c.text[:160])}{'…' if len(c.text) > 160 else ''}</td></tr>" for c in clauses)
-        warning = ""
-        if doc.doc_id in replacing:
-            warning = (f"<p class='pa-replaces'>⚠ 发布将替换 {html.escape(replacing[doc.doc_id])}。"
-                       "旧版本会保留在历史版本中，可随时恢复；发布前请勾选“确认替换”。</p>")
-        inferred = " · ".join(f"{name}：{html.escape(value)}" for name, value in (
-            ("标题", doc.title), ("文号", doc.doc_number or "（未识别）"), ("发文机关", doc.issuer or "（未识别）"),
-            ("日期", doc.publish_date or "（未识别）")))
-        ocr = ""
-        if doc.extra.get("ocr"):
-            ocr = (f"<p class='pa-ocr'>⚠ 本文件为扫描件，文字由 OCR 识别（{html.escape(doc.extra['ocr'])}），"
-                   "请逐条核对。</p>")
-        parts.append(f"<h4>《{html.escape(doc.title)}》 {html.escape(doc.doc_number)} · {html.escape(doc.status)} · "
-                     f"{len(clauses)} 条款</h4><p class='pa-inferred'>识别结果：{inferred}（可在上方表单中更正）</p>"
-                     f"{ocr}{warning}<table class='pa-preview'>{rows}</table>")
-    return "".join(parts)
-
-
 def write_markdown(doc: PolicyDocument, front: dict[str, object], corpus: Path, upload: Upload) -> Path:
     """The document into the corpus as Markdown with front matter (every field the file had, e.g. `source` or
     `note`, then the form's and the inferred ones); the uploaded file kept under .originals/. Another corpus file
@@ -154,37 +148,12 @@ def write_markdown(doc: PolicyDocument, front: dict[str, object], corpus: Path, 
     return target
 
 
-def documents_html(assistant: Assistant) -> str:
-    try:
-        rows = [r for r in assistant.documents() if r.state != "removed"]
-    except AssistantError as e:
-        return f"<p>{html.escape(e.message)}</p>"
-    body = "".join(
-        f"<tr><td>{html.escape(r.doc_id)}</td><td>{html.escape(r.metadata.get('title', ''))}</td>"
-        f"<td>{html.escape(r.metadata.get('doc_number', ''))}</td><td>{html.escape(r.metadata.get('status', ''))}</td>"
-        f"<td>{r.state}</td><td>{r.clauses}</td><td>{html.escape(r.indexed_at.replace('T', ' '))}</td></tr>"
-        for r in rows)
-    head = "".join(f"<th>{h}</th>" for h in ("ID", "标题", "文号", "状态", "检索", "条款", "索引时间"))
-    return f"<table class='pa-docs'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def history_html(versions: list[VersionRow]) -> str:
-    """A document's versions, newest first; the newest is the one indexed now."""
-    rows = "".join(f"<tr><td>{v.version}{'（当前）' if i == 0 else ''}</td>"
-                   f"<td>{html.escape(v.saved_at.replace('T', ' '))}</td><td>{html.escape(v.file)}</td>"
-                   f"<td>{html.escape(v.title)}</td><td>{v.clauses}</td></tr>"
-                   for i, v in enumerate(reversed(versions)))
-    head = "".join(f"<th>{h}</th>" for h in ("版本", "保存时间", "文件", "标题", "条款"))
-    return f"<table class='pa-versions'><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
-
-
-def summary_text(summary: Any) -> str:
-    parts = [f"新增 {len(summary.added)}", f"更新 {len(summary.updated)}", f"移除 {len(summary.removed)}",
-             f"未变 {summary.unchanged}", f"嵌入 {summary.embedded} 条", f"{summary.seconds:.1f} 秒"]
-    text = "，".join(parts) + (f"；现为第 {summary.generation} 代索引。" if summary.switched else "；索引未变。")
-    if summary.errors:
-        text += "\n\n失败：" + "；".join(summary.errors)
-    return text
+# the eval tab's figures, named as editors read them
+METRIC_NAMES = {"questions": "问题数", "hit@1": "首位命中率", "hit@3": "前三命中率",
+                "hit@5": "前五命中率", "mrr@5": "前五平均倒数排名", "cited": "答复引用正确条款的比例",
+                "refusal_accuracy": "库外问题拒答率", "false_refusal_rate": "可答问题误拒率"}
+# form fields the preview fills from what it read in the file, when the editor left them empty
+INFERRED = ("title", "doc_number", "issuer", "publish_date")
 
 
 def build_editors(assistant: Assistant, feedback: FeedbackStore,
@@ -199,12 +168,23 @@ def build_editors(assistant: Assistant, feedback: FeedbackStore,
     def read(files: Any, values: tuple[str, ...]) -> list[tuple[Upload, PolicyDocument, dict[str, object]]]:
         return read_uploads(files, dict(zip(FORM_FIELDS, values, strict=True)), limits, max_chars)
 
-    def preview(files: Any, *values: Any) -> str:
+    def preview(files: Any, *values: Any) -> tuple[Any, ...]:
         loaded = read(files, values[:-1])
         replacing = replaced(assistant, corpus, [u.doc_id for u, _, _ in loaded])
-        return preview_html([doc for _, doc, _ in loaded], replacing, max_chars)
+        shown = preview_html([doc for _, doc, _ in loaded], replacing, max_chars)
+        if len(loaded) != 1:  # several files: each keeps what it says itself
+            return (shown, *[gr.update() for _ in INFERRED])
+        doc = loaded[0][1]
+        return (shown, *[gr.update(value=getattr(doc, name) or "") for name in INFERRED])
 
-    def publish(files: Any, *values: Any, progress: Any = gr.Progress()) -> tuple[str, str]:  # noqa: B008
+    def titles_of(doc_id: str) -> str:
+        row = next((r for r in assistant.documents() if r.doc_id == doc_id), None)
+        return f"《{(row.title if row else '').strip('《》') or doc_id}》"
+
+    def chosen() -> Any:
+        return gr.update(choices=document_choices(assistant))
+
+    def publish(files: Any, *values: Any, progress: Any = gr.Progress()) -> tuple[Any, ...]:  # noqa: B008
         *fields, confirmed = values
         loaded = read(files, tuple(fields))
         replacing = replaced(assistant, corpus, [u.doc_id for u, _, _ in loaded])
@@ -216,42 +196,44 @@ def build_editors(assistant: Assistant, feedback: FeedbackStore,
             write_markdown(doc, front, corpus, upload)
         try:
             summary = assistant.reindex([corpus], progress=lambda phase, done, total: progress(
-                done / max(total, 1), desc=phase))
+                done / max(total, 1), desc=PHASES.get(phase, phase)))
         except AssistantError as e:  # e.g. another reindex holds the lock: the files wait in the corpus
             raise refuse(f"文件已保存到语料目录，但索引未更新：{e.message}。稍后再点“发布”即可。") from e
-        return summary_text(summary), documents_html(assistant)
+        titles = {upload.doc_id: doc.title for upload, doc, _ in loaded}
+        return published_text(summary, titles), documents_html(assistant), chosen()
 
     def history(doc_id: str) -> str:
         try:
-            versions = assistant.history(doc_id.strip())
+            versions = assistant.history(picked(doc_id))
         except AssistantError as e:
             raise refuse(e.message) from e
         return history_html(versions)
 
-    def revert(doc_id: str, version: float | None) -> tuple[str, str, str]:
-        if not doc_id.strip() or not version:
-            raise refuse("请填写文档 ID 和要恢复的版本号（先点“历史版本”查看）。")
+    def revert(doc_id: str, version: float | None) -> tuple[Any, ...]:
+        if not (doc_id or "").strip() or not version:
+            raise refuse("请先在上方选择文档，并填写要恢复的版本号（先点“历史版本”查看）。")
         try:
-            summary = assistant.revert(doc_id.strip(), int(version))
-            versions = assistant.history(doc_id.strip())
+            summary = assistant.revert(picked(doc_id), int(version))
+            versions = assistant.history(picked(doc_id))
         except AssistantError as e:
             raise refuse(e.message) from e
-        return summary_text(summary), documents_html(assistant), history_html(versions)
+        done = f"{titles_of(picked(doc_id))}已恢复到第 {int(version)} 版，答复按该版本引用。"
+        return report(done, summary), documents_html(assistant), history_html(versions), chosen()
 
-    def change(action: str, doc_id: str) -> tuple[str, str]:
-        if not doc_id.strip():
-            raise refuse("请填写文档 ID（见下表）。")
+    def change(action: str, doc_id: str) -> tuple[Any, ...]:
+        doc_id = picked(doc_id)
+        title = titles_of(doc_id)
         try:
-            summary = getattr(assistant, action)(doc_id.strip())
+            summary = getattr(assistant, action)(doc_id)
         except AssistantError as e:
             raise refuse(e.message) from e
-        return summary_text(summary), documents_html(assistant)
+        return report(title + CHANGED[action], summary), documents_html(assistant), chosen()
 
-    def set_status(doc_id: str, status: str, replaced_by: str) -> tuple[str, str]:
+    def set_status(doc_id: str, status: str, replaced_by: str) -> tuple[Any, ...]:
         """Change a document's status in its corpus file's front matter and publish (nothing is re-embedded)."""
-        row = next((r for r in assistant.documents() if r.doc_id == doc_id.strip()), None)
+        row = next((r for r in assistant.documents() if r.doc_id == (doc_id or "").strip()), None)
         if row is None or not status:
-            raise refuse("请填写表中的文档 ID 并选择状态。")
+            raise refuse("请先在上方选择文档，再选择新状态。")
         source = Path(row.path)
         if source.suffix.lower() not in (".md", ".markdown") or not source.exists():
             raise refuse(f"{source.name} 不是语料中的 Markdown 文件，请修改原文件后重新发布。")
@@ -262,7 +244,10 @@ def build_editors(assistant: Assistant, feedback: FeedbackStore,
             meta["replaced_by"] = replaced_by.strip()
         front = yaml.safe_dump(meta, allow_unicode=True, sort_keys=False)
         source.write_text(f"---\n{front}---\n{body.lstrip(chr(10))}", encoding="utf-8")
-        return summary_text(assistant.reindex([Path(row.root)])), documents_html(assistant)
+        summary = assistant.reindex([Path(row.root)])
+        done = f"{titles_of(row.doc_id)}的状态已改为“{status}”" + (
+            "，答复引用它时会提示。" if status != "现行有效" else "。")
+        return report(done, summary), documents_html(assistant), chosen()
 
     def evaluate(file: Any) -> str:
         if not file:
@@ -273,9 +258,11 @@ def build_editors(assistant: Assistant, feedback: FeedbackStore,
             raise refuse(e.message) from e
         result = EvalResult(rows=list(run_eval(items, assistant.ask_traced)))
         metrics = result.metrics()
-        keys = ("questions", "hit@1", "hit@3", "hit@5", "mrr@5", "cited", "refusal_accuracy", "false_refusal_rate")
-        shown = (f"{metrics[key]:.3f}" if isinstance(metrics[key], float) else str(metrics[key]) for key in keys)
-        return "\n".join(f"- {key}: {value}" for key, value in zip(keys, shown, strict=True))
+        counted = {"refusal_accuracy": metrics.get("out_of_corpus"), "questions": metrics.get("questions")}
+        shown = {key: "—" if not counted.get(key, metrics.get("answerable")) or metrics.get(key) is None
+                 else f"{metrics[key]:.3f}" if isinstance(metrics[key], float) else str(metrics[key])
+                 for key in METRIC_NAMES}  # a figure over no questions is no figure
+        return "\n".join(f"- {name}：{shown[key]}" for key, name in METRIC_NAMES.items())
 
     def export() -> str:
         path = Path(tempfile.mkdtemp()) / "feedback.csv"
@@ -283,18 +270,19 @@ def build_editors(assistant: Assistant, feedback: FeedbackStore,
         return str(path)
 
     with gr.Blocks(title="政策解读助手 · 编辑发布", delete_cache=delete_cache) as ui:
-        gr.Markdown("## 编辑发布　　[← 答复测试](../)")
+        gr.Markdown("## 编辑发布　　[← 答复测试](../)", elem_classes="pa-header")
         with gr.Tab("上传与发布"):
             files = gr.File(label="政策文件（" + " ".join(SUFFIXES) + "）", file_count="multiple",
                             file_types=list(SUFFIXES), elem_id="upload")
             with gr.Row():
                 title = gr.Textbox(label="标题（留空取文件内）", elem_id="field-title")
-                doc_number = gr.Textbox(label="文号")
-                issuer = gr.Textbox(label="发文机关")
-                publish_date = gr.Textbox(label="发布日期（YYYY-MM-DD）")
+                doc_number = gr.Textbox(label="文号", elem_id="field-doc-number")
+                issuer = gr.Textbox(label="发文机关", elem_id="field-issuer")
+                publish_date = gr.Textbox(label="发布日期（YYYY-MM-DD）", elem_id="field-publish-date")
             with gr.Row():
                 status = gr.Dropdown(["", *STATUSES], value="", label="状态（留空取文件内，默认现行有效）")
-                kind = gr.Dropdown(["", "policy", "interpretation"], value="", label="类型")
+                kind = gr.Dropdown([("（取文件内）", ""), ("政策文件", "policy"), ("政策解读", "interpretation")],
+                                   value="", label="类型")
                 interprets = gr.Textbox(label="所解读文件（解读填写）")
                 replaced_by = gr.Textbox(label="被何文件取代")
             fields = [title, doc_number, issuer, publish_date, status, kind, interprets, replaced_by]
@@ -306,12 +294,12 @@ def build_editors(assistant: Assistant, feedback: FeedbackStore,
             result = gr.Markdown("", elem_id="publish-result")
             shown = gr.HTML("", elem_id="preview-clauses")
         with gr.Tab("文档管理"):
-            table = gr.HTML(lambda: documents_html(assistant), elem_id="documents")
             with gr.Row():
-                doc_id = gr.Textbox(label="文档 ID", elem_id="doc-id")
-                withdraw = gr.Button("暂停检索（withdraw）")
-                restore = gr.Button("恢复（restore）")
-                remove = gr.Button("删除（remove）", variant="stop")
+                doc_id = gr.Dropdown(document_choices(assistant), value=None, label="选择文档（下表中的文档）",
+                                     allow_custom_value=True, filterable=True, elem_id="doc-id", scale=3)
+                withdraw = gr.Button("暂停检索", elem_id="withdraw")
+                restore = gr.Button("恢复检索", elem_id="restore")
+                remove = gr.Button("删除", variant="stop", elem_id="remove")
             with gr.Row():
                 new_status = gr.Dropdown(STATUSES, label="新状态")
                 new_replacement = gr.Textbox(label="取代它的文件（标题、文号或 ID，可选）")
@@ -320,8 +308,9 @@ def build_editors(assistant: Assistant, feedback: FeedbackStore,
                 history_button = gr.Button("历史版本", elem_id="history")
                 version = gr.Number(label="版本号", precision=0, minimum=1, elem_id="version")
                 revert_button = gr.Button("恢复到此版本", elem_id="revert")
-            managed = gr.Markdown("")
+            managed = gr.Markdown("", elem_id="managed")
             versions = gr.HTML("", elem_id="versions")
+            table = gr.HTML(lambda: documents_html(assistant), elem_id="documents")
         with gr.Tab("评测"):
             eval_file = gr.File(label="评测文件（JSON lines：question, kind, expect）", file_types=[".jsonl"])
             eval_button = gr.Button("运行评测")
@@ -329,17 +318,19 @@ def build_editors(assistant: Assistant, feedback: FeedbackStore,
         with gr.Tab("答复反馈"):
             download = gr.Button("导出反馈 CSV", elem_id="export-feedback")
             csv_file = gr.File(label="feedback.csv")
-        preview_button.click(preview, [files, *fields, confirm], shown, api_name="preview")
-        publish_button.click(publish, [files, *fields, confirm], [result, table], api_name="publish",
+        ui.load(chosen, None, doc_id, api_visibility="private", queue=False)  # the documents as this editor sees them
+        preview_button.click(preview, [files, *fields, confirm], [shown, title, doc_number, issuer, publish_date],
+                             api_name="preview")
+        publish_button.click(publish, [files, *fields, confirm], [result, table, doc_id], api_name="publish",
                              concurrency_limit=1, concurrency_id="publish")
         history_button.click(history, doc_id, versions, api_name="history")
-        revert_button.click(revert, [doc_id, version], [managed, table, versions], api_name="revert",
+        revert_button.click(revert, [doc_id, version], [managed, table, versions, doc_id], api_name="revert",
                             concurrency_id="publish")
         for button, action in ((withdraw, "withdraw"), (restore, "restore"), (remove, "remove")):
-            button.click(lambda d, a=action: change(a, d), doc_id, [managed, table], api_name=action,
+            button.click(lambda d, a=action: change(a, d), doc_id, [managed, table, doc_id], api_name=action,
                          concurrency_id="publish")
-        status_button.click(set_status, [doc_id, new_status, new_replacement], [managed, table], api_name="set_status",
-                            concurrency_id="publish")
+        status_button.click(set_status, [doc_id, new_status, new_replacement], [managed, table, doc_id],
+                            api_name="set_status", concurrency_id="publish")
         eval_button.click(evaluate, eval_file, metrics, api_name="evaluate")
         download.click(export, None, csv_file, api_name="export_feedback")
     return ui

@@ -19,14 +19,19 @@ from assistant.feedback import FeedbackStore, answer_record
 from assistant.retrieve import Retrieval
 from assistant.service import Assistant, bound_input
 
+SOURCES_HINT = "<p>提问后，这里显示答复引用的条款原文。</p>"
 EXAMPLES = ["政务热线电话太多打不通，政府会整合吗？", "政务公开考核分值是多少？", "政府网站要怎么集约化建设？"]
-SCORE_COLUMNS = ["#", "文件", "条款", "dense", "BM25", "fused", "relevance", "cited"]
+# the scores table: rank, document, clause, dense cosine, BM25 score, reciprocal-rank fusion, the judge's relevance,
+# the answer's citation number
+SCORE_COLUMNS = ["#", "文件", "条款", "语义相似度", "关键词得分", "融合得分", "相关度", "引用"]
 _CSS = """
 .pa-source {border: 1px solid #ddd; border-radius: 8px; padding: 8px 12px; margin-bottom: 10px;}
 .pa-badge {display: inline-block; border-radius: 4px; padding: 0 6px; font-size: 0.85em; color: #fff;}
 .pa-in-force {background: #2e7d32;} .pa-not-in-force {background: #c62828;}
 .pa-source mark {background: #fff3b0;}
-.pa-scores td, .pa-scores th {padding: 2px 6px; font-size: 0.85em;}
+.pa-scores td, .pa-scores th {padding: 2px 6px; font-size: 0.85em; white-space: nowrap;}
+.pa-scores td.pa-title {max-width: 14em; overflow: hidden; text-overflow: ellipsis;}
+.pa-header, .pa-header p {white-space: nowrap; overflow: hidden; text-overflow: ellipsis;}
 """
 
 
@@ -80,10 +85,12 @@ def scores_html(answer: Answer, retrieval: Retrieval, top: int = 10) -> str:
     rows = []
     for rank, candidate in enumerate(retrieval.candidates[:top], 1):
         clause = candidate.clause
-        cells = [rank, html.escape(clause.title.strip("《》")[:30]), html.escape(clause.label),
+        title = html.escape(clause.title.strip("《》"))
+        cells = [rank, f'<td class="pa-title" title="{title}">{title}</td>', html.escape(clause.label),
                  f"{candidate.dense:.3f}", f"{candidate.lexical:.2f}", f"{candidate.fused:.4f}",
                  f"{candidate.relevance:.3f}", f"[{cited[clause.clause_id]}]" if clause.clause_id in cited else ""]
-        rows.append("<tr>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>")
+        rows.append("<tr>" + "".join(str(cell) if str(cell).startswith("<td") else f"<td>{cell}</td>"
+                                     for cell in cells) + "</tr>")
     return f'<table class="pa-scores"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
 
 
@@ -156,8 +163,9 @@ def _answering(assistant: Assistant, question: str, previous: Conversation) -> I
     yield "", outcome["result"]
 
 
-def build_ui(assistant: Assistant, feedback: FeedbackStore) -> gr.Blocks:
-    """The Gradio app: one chat per browser session, with its sources panel and feedback on each answer."""
+def build_ui(assistant: Assistant, feedback: FeedbackStore, editors: bool = False) -> gr.Blocks:
+    """The Gradio app: one chat per browser session, with its sources panel and feedback on each answer;
+    `editors`: the editors' page is on (the header links to it)."""
 
     def respond(message: str, history: list[dict[str, Any]], kept: Any = None) -> Iterator[tuple[Any, ...]]:
         history = conversation(history, assistant.settings.limits)
@@ -189,33 +197,37 @@ def build_ui(assistant: Assistant, feedback: FeedbackStore) -> gr.Blocks:
         if not last:
             return "先提问，再评价答复。", comment
         feedback.add(rating, comment or "", json.loads(last))
-        return ("已记录：有帮助 👍" if rating == "up" else "已记录：没帮助 👎") + "，谢谢。", ""
+        return ("已记录：有帮助" if rating == "up" else "已记录：没帮助") + "，谢谢。", ""
 
     with gr.Blocks(title="政策解读助手") as ui:
-        gr.Markdown("## 政策解读助手 · 答复测试　　[编辑发布 →](editors/)")
+        gr.Markdown("## 政策解读助手 · 答复测试" + ("　　[编辑发布 →](editors/)" if editors else ""),
+                    elem_classes="pa-header")
         with gr.Tab("问答", id="chat"):
             with gr.Row():
                 with gr.Column(scale=3):
-                    chat = gr.Chatbot(label="对话", height=460, elem_id="chat")
+                    chat = gr.Chatbot(label="对话", show_label=False, height=460, elem_id="chat")
                     question = gr.Textbox(label="问题", placeholder="输入问题，回车发送", elem_id="question")
                     with gr.Row():
                         send = gr.Button("发送", variant="primary", elem_id="send")
-                        clear = gr.ClearButton([chat, question], value="清空")
-                    gr.Examples(EXAMPLES, inputs=question, label="示例问题")
+                        clear = gr.Button("清空", elem_id="clear")
+                    examples = gr.Examples(EXAMPLES, inputs=question, label="示例问题（点击即问）")
                     with gr.Row():
                         comment = gr.Textbox(label="对上一条答复的意见（可选）", scale=3, elem_id="comment")
-                        up = gr.Button("👍 有帮助", scale=1, elem_id="thumbs-up")
-                        down = gr.Button("👎 没帮助", scale=1, elem_id="thumbs-down")
+                        # words, not emoji: a PC without an emoji font shows empty boxes
+                        up = gr.Button("有帮助", scale=1, elem_id="thumbs-up")
+                        down = gr.Button("没帮助", scale=1, elem_id="thumbs-down")
                     rated = gr.Markdown("", elem_id="rated")
                 with gr.Column(scale=2):
                     gr.Markdown("### 引用条款")
-                    sources = gr.HTML("<p>提问后，这里显示答复引用的条款原文。</p>", elem_id="sources")
+                    sources = gr.HTML(SOURCES_HINT, elem_id="sources")
                     with gr.Accordion("为什么是这些条款（检索得分）", open=False):
                         scores = gr.HTML("", elem_id="scores")
         last = gr.State("")
         kept = gr.State([])  # this session's turns (`Turn.dumps`): what each was read as, which clauses it cited
-        clear.click(lambda: [], None, kept, api_visibility="private")
         outputs = [chat, question, sources, scores, last, kept]
+        # a new conversation: nothing of the last one stays on the page (its sources, scores, rating, turns)
+        clear.click(lambda: ([], "", SOURCES_HINT, "", "", [], "", ""), None, [*outputs, rated, comment],
+                    api_visibility="private", queue=False)
         up.click(lambda c, s: rate("up", c, s), [comment, last], [rated, comment], api_name="rate_up")
         down.click(lambda c, s: rate("down", c, s), [comment, last], [rated, comment], api_name="rate_down")
         # two answers at a time: the work is CPU-bound, and the machine this runs on has few cores
@@ -223,6 +235,9 @@ def build_ui(assistant: Assistant, feedback: FeedbackStore) -> gr.Blocks:
         question.submit(handler, [question, chat, kept], outputs, api_name="ask", concurrency_limit=2,
                         concurrency_id="answer")
         send.click(handler, [question, chat, kept], outputs, api_visibility="private", concurrency_id="answer")
+        # an example question is asked as soon as it is chosen
+        examples.load_input_event.then(handler, [question, chat, kept], outputs, api_visibility="private",
+                                       concurrency_id="answer")
     return ui
 
 

@@ -60,6 +60,8 @@ CREATE TABLE IF NOT EXISTS versions (
 """
 
 ACTIVE, WITHDRAWN, REMOVED = "active", "withdrawn", "removed"
+# how the states are named to editors (the web page and the CLI)
+STATE_NAMES = {ACTIVE: "检索中", WITHDRAWN: "已暂停检索", REMOVED: "已删除"}
 
 
 @dataclass
