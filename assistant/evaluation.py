@@ -51,12 +51,13 @@ class EvalResult:
 
 
 def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """hit@k and MRR@5 over the retrieved ranking; `cited`: the answer cites an accepted clause."""
+    """hit@k and MRR@5 over the retrieved ranking; `cited`: the answer cites an accepted clause. A figure whose
+    questions are absent (refusal accuracy without out-of-corpus questions …) is None, not 0."""
     answerable = [r for r in rows if r["kind"] == "answerable"]
     outside = [r for r in rows if r["kind"] == "out_of_corpus"]
 
-    def share(group: list[dict[str, Any]], test: Callable[[dict[str, Any]], bool]) -> float:
-        return round(sum(1 for r in group if test(r)) / len(group), 4) if group else 0.0
+    def share(group: list[dict[str, Any]], test: Callable[[dict[str, Any]], bool]) -> float | None:
+        return round(sum(1 for r in group if test(r)) / len(group), 4) if group else None
 
     def within(k: int) -> Callable[[dict[str, Any]], bool]:
         return lambda r: r["rank"] is not None and r["rank"] <= k
@@ -69,7 +70,7 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "hit@3": share(answerable, within(3)),
         "hit@5": share(answerable, within(5)),
         "mrr@5": round(sum(1 / r["rank"] for r in answerable if within(5)(r)) / len(answerable), 4)
-        if answerable else 0.0,
+        if answerable else None,
         "cited": share(answerable, lambda r: r.get("cited", False)),
         "refusal_accuracy": share(outside, lambda r: r["refused"]),
         "false_refusal_rate": share(answerable, lambda r: r["refused"]),
@@ -105,8 +106,8 @@ def turn_metrics(rows: list[dict[str, Any]]) -> dict[str, Any]:
     def right(r: dict[str, Any]) -> bool:
         return bool(r["refused"]) if r["kind"] == "out_of_corpus" else bool(r.get("cited")) and not r["refused"]
 
-    def share(group: list[dict[str, Any]]) -> float:
-        return round(sum(1 for r in group if right(r)) / len(group), 4) if group else 0.0
+    def share(group: list[dict[str, Any]]) -> float | None:
+        return round(sum(1 for r in group if right(r)) / len(group), 4) if group else None
 
     positions = sorted({r["turn"] for r in turns})
     return {"conversations": len({r["conversation"] for r in turns}), "turn_accuracy": share(turns),

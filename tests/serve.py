@@ -27,13 +27,16 @@ def get_json(url: str, timeout: float = 30) -> tuple[int, dict]:  # type: ignore
 
 
 @contextmanager
-def serving(env: dict[str, str], cwd: Path = ROOT, timeout_s: float = 300) -> Iterator[tuple[str, subprocess.Popen]]:  # type: ignore[type-arg]
+def serving(env: dict[str, str], cwd: Path = ROOT, timeout_s: float = 300,
+            log: Path | None = None) -> Iterator[tuple[str, subprocess.Popen]]:  # type: ignore[type-arg]
     """(base URL, process) once /healthz answers; stopped on exit. stderr is captured: read it after the block
-    through the process (its `stderr_text` attribute)."""
+    through the process (its `stderr_text` attribute). With `log`, stdout and stderr both go to that file instead,
+    as in `policy-assistant serve > log 2>&1`."""
     port = free_port()
+    output = open(log, "w", encoding="utf-8") if log else None  # noqa: SIM115 (closed after the server stops)
     server = subprocess.Popen([sys.executable, "-m", "assistant", "serve", "--port", str(port)],
-                              env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                              text=True, cwd=cwd)
+                              env={**os.environ, **env}, stdout=output or subprocess.DEVNULL,
+                              stderr=subprocess.STDOUT if output else subprocess.PIPE, text=True, cwd=cwd)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout_s
@@ -48,4 +51,8 @@ def serving(env: dict[str, str], cwd: Path = ROOT, timeout_s: float = 300) -> It
         yield base, server
     finally:
         server.terminate()
-        _, server.stderr_text = server.communicate(timeout=60)  # type: ignore[attr-defined]
+        _, stderr = server.communicate(timeout=60)
+        if output is not None:
+            output.close()
+            stderr = Path(output.name).read_text(encoding="utf-8")
+        server.stderr_text = stderr  # type: ignore[attr-defined]

@@ -2,20 +2,28 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+import typer
+from typer.testing import CliRunner
 
+from assistant.cli import app
 from tests.conftest import CORPUS, EVAL
+from tests.serve import get_json, serving
 
 pytestmark = pytest.mark.slow
 CITATION_KEYS = {"n", "doc_id", "title", "doc_number", "clause", "text", "status", "score"}
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # what a terminal acts on: \r, ESC …; not \n or \t
 
 
-def run(*args: str, stdin: str | None = None, index_dir: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "POLICY_ASSISTANT_INDEX_DIR": str(index_dir)}
+def run(*args: str, stdin: str | None = None, index_dir: Path,
+        env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "POLICY_ASSISTANT_INDEX_DIR": str(index_dir), **(env or {})}
     return subprocess.run([sys.executable, "-m", "assistant", *args], input=stdin, capture_output=True,
                           text=True, env=env, timeout=600)
 
@@ -26,6 +34,8 @@ def cli_index(tmp_path_factory) -> Path:
     done = run("index", str(CORPUS), index_dir=index_dir)
     assert done.returncode == 0, done.stderr
     assert "2 added" in done.stdout and "2 documents / 37 clauses served" in done.stdout
+    # stderr is a pipe here, as in a log file: whole progress lines, no bars
+    assert not CONTROL.search(done.stderr) and "embedding: 37/37 clauses (100%)" in done.stderr.splitlines()
     return index_dir
 
 
@@ -35,6 +45,7 @@ def test_ask_json_contract(cli_index):
     lines = done.stdout.strip().splitlines()
     assert len(lines) == 1
     answer = json.loads(lines[0])
+    assert "加载模型" in done.stderr and "policy-assistant chat" in done.stderr  # the wait is explained, off stdout
     assert answer["question"] == "政务热线电话太多打不通怎么办？"
     assert answer["refused"] is False
     assert answer["citations"] and answer["answer"]
@@ -53,6 +64,7 @@ def test_ask_json_reads_questions_from_stdin(cli_index):
     assert [a["question"] for a in answers] == [q for q in questions if q]
     assert [a["refused"] for a in answers] == [False, True, False]
     assert answers[1]["citations"] == []
+    assert done.stderr.count("加载模型") == 1  # once, not per question
 
 
 def test_ask_for_people_prints_answer_and_sources(cli_index):
@@ -67,6 +79,8 @@ def test_eval_prints_the_metrics(cli_index):
     metrics = json.loads(done.stdout)
     assert metrics["questions"] == 24
     assert metrics["hit@1"] >= 0.85 and metrics["refusal_accuracy"] >= 0.75
+    # the file's Traditional questions are all answerable: no refusal figure for them, rather than 0
+    assert metrics["traditional"]["refusal_accuracy"] is None and metrics["simplified"]["refusal_accuracy"] >= 0.75
 
 
 def test_ask_without_an_index_says_what_to_do(tmp_path):
@@ -107,6 +121,7 @@ def test_docs_list_and_show_preview_what_is_indexed(cli_index):
     shown = run("docs", "show", "shandong-2018-zhengwu-gongkai", index_dir=cli_index)
     assert shown.returncode == 0, shown.stderr
     assert "[7、（四）]" in shown.stdout and "政務熱線" in shown.stdout
+    assert "政策文件 · 检索中 ·" in shown.stdout and "status" not in shown.stdout and "clauses" not in shown.stdout
     missing = run("docs", "show", "no-such-doc", index_dir=cli_index)
     assert missing.returncode == 2 and "no document 'no-such-doc'" in missing.stderr and "docs list" in missing.stderr
 
@@ -160,7 +175,7 @@ def test_a_replaced_version_is_kept_and_can_be_reverted(tmp_path):
     history = run("docs", "history", "parks", index_dir=index)
     assert history.returncode == 0, history.stderr
     rows = history.stdout.strip().splitlines()
-    assert len(rows) == 2 and rows[0].split()[0] == "2" and "(current)" in rows[0] and "2 clauses" in rows[1]
+    assert len(rows) == 2 and rows[0].split()[0] == "2" and "（当前）" in rows[0] and "2 条" in rows[1]
     reverted = run("docs", "revert", "parks", "1", index_dir=index)
     assert reverted.returncode == 0 and "1 updated" in reverted.stdout, reverted.stderr
     assert policy.read_text(encoding="utf-8") == first
@@ -168,3 +183,98 @@ def test_a_replaced_version_is_kept_and_can_be_reverted(tmp_path):
     assert len(run("docs", "history", "parks", index_dir=index).stdout.strip().splitlines()) == 3
     missing = run("docs", "revert", "parks", "9", index_dir=index)
     assert missing.returncode == 2 and "no version 9" in missing.stderr
+
+
+@pytest.mark.parametrize("args, stdin", [(("ask",), ""), (("ask",), "\n  \n"), (("ask", " "), None)])
+def test_ask_with_nothing_to_ask_says_how_and_exits_2(tmp_path, args, stdin):
+    done = run(*args, stdin=stdin, index_dir=tmp_path / "never-built")
+    assert done.returncode == 2 and done.stdout == ""
+    assert '用法：policy-assistant ask "问题"' in done.stderr and "policy-assistant chat" in done.stderr
+
+
+def test_config_lists_every_variable_with_its_value_default_and_description(tmp_path):
+    env = {"POLICY_ASSISTANT_LIMITS__MAX_QUESTION_CHARS": "300", "POLICY_ASSISTANT_WEB__EDITOR_PASSWORD": "s3cret-pw",
+           "POLICY_ASSISTANT_LLM__API_KEY": "sk-secret-key"}
+    done = run("config", index_dir=tmp_path / "idx", env=env)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    at = lines.index("POLICY_ASSISTANT_LIMITS__MAX_QUESTION_CHARS=300  (default: 500)")
+    assert lines[at + 1].strip() == "Longer questions are refused with a message."
+    assert f'POLICY_ASSISTANT_INDEX_DIR="{tmp_path / "idx"}"  (default: "indexes")' in lines
+    assert "POLICY_ASSISTANT_WEB__EDITOR_PASSWORD=********  (default: \"\")" in lines
+    assert 'POLICY_ASSISTANT_WECHAT__TOKEN=""  (default: "")' in lines  # an unset secret is shown as unset
+    assert "s3cret-pw" not in done.stdout and "sk-secret-key" not in done.stdout
+    named = {line.split("=", 1)[0] for line in lines if line.startswith("POLICY_ASSISTANT_")}
+    assert {"POLICY_ASSISTANT_CHROMA_URL", "POLICY_ASSISTANT_INDEX__MODEL", "POLICY_ASSISTANT_RETRIEVAL__MIN_RELEVANCE",
+            "POLICY_ASSISTANT_ANSWER__REFERRAL", "POLICY_ASSISTANT_WECHAT__APP_SECRET",
+            "POLICY_ASSISTANT_LLM__BASE_URL"} <= named and len(named) > 60
+    as_json = run("config", "--json", index_dir=tmp_path / "idx", env=env)
+    assert json.loads(as_json.stdout)["limits"]["max_question_chars"] == 300 and "s3cret-pw" not in as_json.stdout
+
+
+def test_docs_list_speaks_one_language(cli_index):
+    done = run("docs", "list", index_dir=cli_index)
+    assert done.returncode == 0, done.stderr
+    text = done.stdout + done.stderr
+    titles_and_ids = re.compile(r"^[a-z0-9-]+$|《[^》]*》")
+    english = [word for line in text.splitlines() for word in re.findall(r"[A-Za-z]{3,}", titles_and_ids.sub("", line))]
+    assert english == [], english
+    assert " 条 · 索引于 " in done.stdout and "共 2 个文件" in done.stderr
+
+
+def test_eval_prints_a_dash_for_a_figure_without_questions(tmp_path, cli_index):
+    questions = [{"question": "政务公开考核分值是多少？", "kind": "answerable", "expect": ["考核"]},
+                 {"question": "今天油价多少？", "kind": "out_of_corpus"},
+                 {"question": "兩微一端是指什麼？", "kind": "answerable", "expect": ["两微一端"]}]
+    file = tmp_path / "mixed.jsonl"
+    file.write_text("".join(json.dumps(q, ensure_ascii=False) + "\n" for q in questions), encoding="utf-8")
+    done = run("eval", str(file), index_dir=cli_index)
+    assert done.returncode == 0, done.stderr
+    scripts = {line.split(":")[0].strip(): line for line in done.stdout.splitlines()
+               if line.strip().startswith(("simplified:", "traditional:"))}
+    assert "refusal_accuracy —" in scripts["traditional"]  # no out-of-corpus question written in Traditional
+    assert re.search(r"refusal_accuracy \d\.\d{3}", scripts["simplified"])
+
+
+def _command_paths(command: Any, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    paths = [prefix]
+    for name, sub in getattr(command, "commands", {}).items():
+        paths += _command_paths(sub, (*prefix, name)) if hasattr(sub, "commands") else [(*prefix, name)]
+    return paths
+
+
+def test_every_help_reads_in_one_language_with_an_example():
+    paths = _command_paths(typer.main.get_command(app))
+    assert ("docs", "revert") in paths and ("ask",) in paths and len(paths) == 16
+    for path in paths:
+        shown = CliRunner().invoke(app, [*path, "--help"], prog_name="policy-assistant", env={"COLUMNS": "80"})
+        help_text = shown.output
+        assert shown.exit_code == 0, (path, help_text)
+        assert not re.search(r"<(bool|str|int|float|path|text)[^>]*>", help_text), (path, help_text)
+        assert not re.search(r"Usage|Options|Arguments|Commands|Show this message|default:", help_text), path
+        assert "…" not in help_text, (path, help_text)  # nothing cut off
+        examples = help_text.split("示例：", 1)[1] if "示例：" in help_text else ""
+        assert " ".join(("policy-assistant", *path)) in examples, (path, help_text)
+
+
+def test_a_usage_error_shows_the_usage_and_exits_2(tmp_path):
+    done = run("ask", "--no-such-option", index_dir=tmp_path / "idx")
+    assert done.returncode == 2
+    assert done.stderr.startswith("用法：policy-assistant ask") and "policy-assistant ask --help" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_serve_on_first_start_writes_a_plain_log(tmp_path):
+    log = tmp_path / "serve.log"
+    with serving({"POLICY_ASSISTANT_INDEX_DIR": str(tmp_path / "index")}, log=log) as (base, _):
+        status, health = get_json(f"{base}/healthz")
+        assert status == 200 and health["documents"] == 2
+    text = log.read_text(encoding="utf-8")
+    assert not CONTROL.search(text), repr(text)
+    lines = text.splitlines()
+    assert "(first start)" in lines[0]
+    for phase in ("reading: 2/2 documents (100%)", "embedding: 37/37 clauses (100%)",
+                  "storing: 37/37 clauses (100%)"):
+        assert phase in lines, text  # a whole line of its own
+    assert any(line.startswith("generation 1: 2 added") for line in lines), text
+    assert text.endswith("\n")

@@ -135,7 +135,8 @@ def materialize(target: Path) -> Path:
         return target
     from safetensors.numpy import save_file
 
-    log.info("preparing the bundled embedding model in %s (once)", target)
+    # about 10 s of silence otherwise, on the first start of every door
+    log.info("first use: preparing the bundled embedding model (about 470 MB, once) in %s …", target)
     target.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".e5-", dir=target.parent))
     try:

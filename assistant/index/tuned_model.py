@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -17,6 +18,8 @@ from typing import Any
 import numpy as np
 
 from assistant.errors import ModelError
+
+log = logging.getLogger(__name__)
 
 WEIGHTS = "lora.safetensors"
 META = "tuned.json"
@@ -61,6 +64,7 @@ def materialize_tuned(base: Path, target: Path) -> Path:
         return target
     from safetensors.numpy import load_file, save_file
 
+    log.info("first use: merging the shipped tuning into the bundled model (about 470 MB more, once) in %s …", target)
     work = Path(tempfile.mkdtemp(prefix=".e5t-", dir=target.parent))
     try:
         shutil.copytree(base, work, dirs_exist_ok=True)
