@@ -181,14 +181,15 @@ def test_publishing_over_a_document_needs_confirmation_and_keeps_the_old_version
     event, data = publish(client, site, [replacement])
     assert event == "error" and "确认替换" in data["error"]
     assert seed.read_bytes() == before  # nothing was written
-    event, (summary, _) = publish(client, site, [replacement], confirm=True)
-    assert event == "complete" and "更新 1" in summary
+    event, (summary, _, _) = publish(client, site, [replacement], confirm=True)
+    assert event == "complete" and "更新 1" in summary and "已更新" in summary
     published = seed.read_text(encoding="utf-8")
     assert "source: 省政府网站" in published and "note: 备注" in published  # its own fields are kept
     event, versions = call(client, f"{site.base}/editors", "history", [SEED.stem])
     assert event == "complete" and versions[0].count("<tr>") == 1 + 2 and "2（当前）" in versions[0]
-    event, (summary, _, versions) = call(client, f"{site.base}/editors", "revert", [SEED.stem, 1])
+    event, (summary, _, versions, _) = call(client, f"{site.base}/editors", "revert", [SEED.stem, 1])
     assert event == "complete" and "更新 1" in summary and versions.count("<tr>") == 1 + 3
+    assert "已恢复到第 1 版" in summary
     assert seed.read_bytes() == before
 
 
