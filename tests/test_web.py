@@ -56,7 +56,7 @@ def test_a_staff_question_gets_a_cited_answer_and_its_sources(server: str):
     reply = history[1]["content"][0]["text"] if isinstance(history[1]["content"], list) else history[1]["content"]
     assert "[1]" in reply and "7、（四）" in reply
     assert 'data-clause="7、（四）"' in sources and "<mark>" in sources and "现行有效" in sources
-    assert "<th>语义相似度</th>" in scores and "<th>关键词得分</th>" in scores and "<th>融合得分</th>" in scores
+    assert "<th>语义相似度</th>" in scores and "<th>关键词</th>" in scores and "<th>融合</th>" in scores
     assert scores.count("<tr>") >= 3 and "<td>[1]</td>" in scores  # the cited candidates are marked
 
 

@@ -23,14 +23,15 @@ SOURCES_HINT = "<p>提问后，这里显示答复引用的条款原文。</p>"
 EXAMPLES = ["政务热线电话太多打不通，政府会整合吗？", "政务公开考核分值是多少？", "政府网站要怎么集约化建设？"]
 # the scores table: rank, document, clause, dense cosine, BM25 score, reciprocal-rank fusion, the judge's relevance,
 # the answer's citation number
-SCORE_COLUMNS = ["#", "文件", "条款", "语义相似度", "关键词得分", "融合得分", "相关度", "引用"]
+SCORE_COLUMNS = ["#", "文件", "条款", "语义相似度", "关键词", "融合", "相关度", "引用"]
 _CSS = """
 .pa-source {border: 1px solid #ddd; border-radius: 8px; padding: 8px 12px; margin-bottom: 10px;}
 .pa-badge {display: inline-block; border-radius: 4px; padding: 0 6px; font-size: 0.85em; color: #fff;}
 .pa-in-force {background: #2e7d32;} .pa-not-in-force {background: #c62828;}
 .pa-source mark {background: #fff3b0;}
 .pa-scores td, .pa-scores th {padding: 2px 6px; font-size: 0.85em; white-space: nowrap;}
-.pa-scores td.pa-title {max-width: 14em; overflow: hidden; text-overflow: ellipsis;}
+.pa-scores td.pa-title {max-width: 8em; overflow: hidden; text-overflow: ellipsis;}
+.pa-scroll {overflow-x: auto;}
 .pa-header, .pa-header p {white-space: nowrap; overflow: hidden; text-overflow: ellipsis;}
 """
 
@@ -91,7 +92,8 @@ def scores_html(answer: Answer, retrieval: Retrieval, top: int = 10) -> str:
                  f"{candidate.relevance:.3f}", f"[{cited[clause.clause_id]}]" if clause.clause_id in cited else ""]
         rows.append("<tr>" + "".join(str(cell) if str(cell).startswith("<td") else f"<td>{cell}</td>"
                                      for cell in cells) + "</tr>")
-    return f'<table class="pa-scores"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+    return (f'<div class="pa-scroll"><table class="pa-scores"><thead><tr>{head}</tr></thead>'
+            f'<tbody>{"".join(rows)}</tbody></table></div>')
 
 
 def _text(content: Any) -> str:
