@@ -86,12 +86,12 @@ def scores_html(answer: Answer, retrieval: Retrieval, top: int = 10) -> str:
     rows = []
     for rank, candidate in enumerate(retrieval.candidates[:top], 1):
         clause = candidate.clause
-        title = html.escape(clause.title.strip("《》"))
-        cells = [rank, f'<td class="pa-title" title="{title}">{title}</td>', html.escape(clause.label),
-                 f"{candidate.dense:.3f}", f"{candidate.lexical:.2f}", f"{candidate.fused:.4f}",
-                 f"{candidate.relevance:.3f}", f"[{cited[clause.clause_id]}]" if clause.clause_id in cited else ""]
-        rows.append("<tr>" + "".join(str(cell) if str(cell).startswith("<td") else f"<td>{cell}</td>"
-                                     for cell in cells) + "</tr>")
+        title = html.escape(clause.title.strip("《》"))  # cut to the column's width; whole on hover
+        cells = [html.escape(clause.label), f"{candidate.dense:.3f}", f"{candidate.lexical:.2f}",
+                 f"{candidate.fused:.4f}", f"{candidate.relevance:.3f}",
+                 f"[{cited[clause.clause_id]}]" if clause.clause_id in cited else ""]
+        rows.append(f'<tr><td>{rank}</td><td class="pa-title" title="{title}">{title}</td>'
+                    + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>")
     return (f'<div class="pa-scroll"><table class="pa-scores"><thead><tr>{head}</tr></thead>'
             f'<tbody>{"".join(rows)}</tbody></table></div>')
 
