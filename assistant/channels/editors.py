@@ -178,7 +178,11 @@ def build_editors(assistant: Assistant, feedback: FeedbackStore,
         return (shown, *[gr.update(value=getattr(doc, name) or "") for name in INFERRED])
 
     def titles_of(doc_id: str) -> str:
-        row = next((r for r in assistant.documents() if r.doc_id == doc_id), None)
+        """《title》 of a document, as a report names it (its id when the index cannot be read)."""
+        try:
+            row = next((r for r in assistant.documents() if r.doc_id == doc_id), None)
+        except AssistantError:
+            row = None
         return f"《{(row.title if row else '').strip('《》') or doc_id}》"
 
     def chosen() -> Any:
