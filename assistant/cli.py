@@ -273,7 +273,6 @@ docs = typer.Typer(cls=Group, no_args_is_help=True, subcommand_metavar=SUBCOMMAN
                    epilog=examples("policy-assistant docs list", "policy-assistant docs show 文件编号"))
 app.add_typer(docs, name="docs")
 DocId = Annotated[str, typer.Argument(metavar="文件编号", help="文件编号，见 docs list。")]
-KIND_NAMES = {"policy": "政策文件", "interpretation": "政策解读"}
 
 
 def _state_name(state: str) -> str:
@@ -313,6 +312,8 @@ def docs_show(doc_id: DocId, index_dir: IndexDir = None) -> None:
     """文件的各条款，及答复引用它们时用的条款号。"""
     row, clauses = _assistant(index_dir).document(doc_id)
     meta = row.metadata
+    from assistant.ingest.records import KIND_NAMES
+
     kind = KIND_NAMES.get(meta.get("kind", ""), meta.get("kind", ""))
     typer.echo(f"《{meta.get('title', '').strip('《》')}》 {meta.get('doc_number', '')}\n"
                f"  {meta.get('status', '')} · {kind} · {_state_name(row.state)} · {row.clauses} 条 · {row.path}")

@@ -7,7 +7,7 @@ import html
 from typing import Any
 
 from assistant.errors import AssistantError
-from assistant.index.registry import STATE_NAMES, DocumentRow, VersionRow
+from assistant.index.registry import ACTIVE, REMOVED, STATE_NAMES, DocumentRow, VersionRow
 from assistant.ingest.clauses import parse_clauses
 from assistant.ingest.records import PolicyDocument
 from assistant.service import Assistant
@@ -39,7 +39,7 @@ def preview_html(documents: list[PolicyDocument], replacing: dict[str, str], max
 
 def listed(assistant: Assistant) -> list[DocumentRow]:
     """The documents an editor manages (removed ones are gone from the list)."""
-    return [r for r in assistant.documents() if r.state != "removed"]
+    return [r for r in assistant.documents() if r.state != REMOVED]
 
 
 def documents_html(assistant: Assistant) -> str:
@@ -62,11 +62,11 @@ def document_choices(assistant: Assistant) -> list[tuple[str, str]]:
     """(what the editor reads, document id) for each document, removed ones last (they can be restored): the editor
     picks a document by its title."""
     try:
-        rows = sorted(assistant.documents(), key=lambda r: r.state == "removed")
+        rows = sorted(assistant.documents(), key=lambda r: r.state == REMOVED)
     except AssistantError:
         return []
     return [(f"《{r.title.strip('《》') or r.doc_id}》 · {r.doc_id}"
-             + (f"（{STATE_NAMES.get(r.state, r.state)}）" if r.state != "active" else ""), r.doc_id) for r in rows]
+             + (f"（{STATE_NAMES.get(r.state, r.state)}）" if r.state != ACTIVE else ""), r.doc_id) for r in rows]
 
 
 def history_html(versions: list[VersionRow]) -> str:

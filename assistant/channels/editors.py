@@ -24,9 +24,10 @@ from assistant.channels.editor_views import (
 from assistant.errors import AssistantError, CorpusError
 from assistant.evaluation import EvalResult, read_eval_file, run_eval
 from assistant.feedback import FeedbackStore
+from assistant.index.registry import DocumentRow
 from assistant.ingest.limits import Limits, parse_bounded
 from assistant.ingest.loaders import FIELDS, SUFFIXES, load_document, split_front_matter
-from assistant.ingest.records import PolicyDocument
+from assistant.ingest.records import KIND_NAMES, PolicyDocument
 from assistant.service import Assistant
 
 FORM_FIELDS = ("title", "doc_number", "issuer", "publish_date", "status", "kind", "interprets", "replaced_by")
@@ -177,12 +178,16 @@ def build_editors(assistant: Assistant, feedback: FeedbackStore,
         doc = loaded[0][1]
         return (shown, *[gr.update(value=getattr(doc, name) or "") for name in INFERRED])
 
-    def titles_of(doc_id: str) -> str:
-        """《title》 of a document, as a report names it (its id when the index cannot be read)."""
+    def row_of(doc_id: str) -> DocumentRow | None:
+        """The registry's row of a document (None when there is none, or the index cannot be read)."""
         try:
-            row = next((r for r in assistant.documents() if r.doc_id == doc_id), None)
+            return next((r for r in assistant.documents() if r.doc_id == doc_id.strip()), None)
         except AssistantError:
-            row = None
+            return None
+
+    def titles_of(doc_id: str) -> str:
+        """《title》 of a document, as a report names it (its id when its row cannot be read)."""
+        row = row_of(doc_id)
         return f"《{(row.title if row else '').strip('《》') or doc_id}》"
 
     def chosen() -> Any:
@@ -235,7 +240,7 @@ def build_editors(assistant: Assistant, feedback: FeedbackStore,
 
     def set_status(doc_id: str, status: str, replaced_by: str) -> tuple[Any, ...]:
         """Change a document's status in its corpus file's front matter and publish (nothing is re-embedded)."""
-        row = next((r for r in assistant.documents() if r.doc_id == (doc_id or "").strip()), None)
+        row = row_of(doc_id or "")
         if row is None or not status:
             raise refuse("请先在上方选择文档，再选择新状态。")
         source = Path(row.path)
@@ -285,7 +290,7 @@ def build_editors(assistant: Assistant, feedback: FeedbackStore,
                 publish_date = gr.Textbox(label="发布日期（YYYY-MM-DD）", elem_id="field-publish-date")
             with gr.Row():
                 status = gr.Dropdown(["", *STATUSES], value="", label="状态（留空取文件内，默认现行有效）")
-                kind = gr.Dropdown([("（取文件内）", ""), ("政策文件", "policy"), ("政策解读", "interpretation")],
+                kind = gr.Dropdown([("（取文件内）", ""), *[(name, k) for k, name in KIND_NAMES.items()]],
                                    value="", label="类型")
                 interprets = gr.Textbox(label="所解读文件（解读填写）")
                 replaced_by = gr.Textbox(label="被何文件取代")

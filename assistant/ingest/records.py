@@ -10,6 +10,10 @@ from dataclasses import dataclass, field
 NOT_IN_FORCE = ("已废止", "已廢止", "失效", "已失效", "历史版本", "歷史版本", "已修改", "已被修改")
 
 
+# how the kinds of document are named to people (the CLI, the editors' page)
+KIND_NAMES = {"policy": "政策文件", "interpretation": "政策解读"}
+
+
 @dataclass
 class PolicyDocument:
     """One policy or interpretation, with its front-matter metadata and cleaned text."""
