@@ -1,4 +1,4 @@
-"""`policy-assistant`: serve | index | ask | chat | eval | demo | docs | config."""
+"""`policy-assistant`: serve | index | ask | chat | eval | demo | docs | keys | mcp | config."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
+from assistant.cli_doors import keys, mcp
 from assistant.cli_help import SUBCOMMAND_METAVAR, Command, Group, examples, show_usage_error
 from assistant.config import Settings
 from assistant.console import configure_logging, with_progress
@@ -272,6 +273,8 @@ docs = typer.Typer(cls=Group, no_args_is_help=True, subcommand_metavar=SUBCOMMAN
                    help="列出、预览、暂停检索、恢复和删除已索引的文件。",
                    epilog=examples("policy-assistant docs list", "policy-assistant docs show 文件编号"))
 app.add_typer(docs, name="docs")
+app.add_typer(keys, name="keys")
+app.command("mcp", cls=Command, epilog=examples("policy-assistant mcp"))(mcp)
 DocId = Annotated[str, typer.Argument(metavar="文件编号", help="文件编号，见 docs list。")]
 
 

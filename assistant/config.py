@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from assistant.ingest.limits import Limits
@@ -205,6 +206,46 @@ class LLMSettings(BaseModel):
     )
 
 
+class ApiKey(BaseModel):
+    """A key another system sends as `Authorization: Bearer <key>`; only its SHA-256 is kept."""
+
+    name: str = Field(pattern=r"^[\w.-]{1,64}$", description="Who holds it (shown in logs instead of the key).")
+    scope: Literal["ask", "publish"] = Field(description="ask: questions, search and reading documents; publish: "
+                                             "also publishing and changing documents.")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the key, hex "
+                        "(`policy-assistant keys hash` prints it).")
+    rate_limit_per_minute: int | None = Field(None, ge=1, description="Requests per minute; empty: api default.")
+
+    @classmethod
+    def parse(cls, value: Any) -> Any:
+        """`name:scope:sha256` is accepted for an environment variable, as well as the object."""
+        if isinstance(value, str) and value.count(":") == 2:
+            name, scope, digest = value.split(":")
+            return {"name": name, "scope": scope, "sha256": digest}
+        return value
+
+
+class ApiSettings(BaseModel):
+    """The doors for other systems: the JSON API (/api/v1), the OpenAI-compatible endpoint (/v1) and MCP (/mcp)."""
+
+    keys: list[ApiKey] = Field(
+        default_factory=list, description="Keys as a JSON list of {name, scope, sha256} (or 'name:scope:sha256' "
+        "strings); keys made with `policy-assistant keys create` are kept in state_dir and count too.")
+    rate_limit_per_minute: int = Field(60, ge=1, description="Requests one key may make per minute (429 beyond).")
+    max_concurrent_answers: int = Field(2, ge=1, description="Answers computed at once for the API's clients.")
+    max_search_results: int = Field(20, ge=1, description="The most clauses one search returns.")
+    max_conversations: int = Field(10_000, ge=1, description="Conversations (conversation_id) kept in memory; "
+                                   "the least recently used are forgotten first.")
+    conversation_ttl_s: int = Field(1800, ge=60, description="A conversation is forgotten after this long idle.")
+    model_name: str = Field("policy-assistant", pattern=r"^[\w.:-]{1,64}$",
+                            description="The model id the OpenAI-compatible endpoint lists and answers as.")
+
+    @field_validator("keys", mode="before")
+    @classmethod
+    def _compact_keys(cls, value: Any) -> Any:
+        return [ApiKey.parse(v) for v in value] if isinstance(value, list) else value
+
+
 class Settings(BaseSettings):
     """Effective settings, read from the environment (POLICY_ASSISTANT_*, nested with __)."""
 
@@ -225,3 +266,4 @@ class Settings(BaseSettings):
     web: WebSettings = Field(default_factory=WebSettings)
     wechat: WeChatSettings = Field(default_factory=WeChatSettings)
     llm: LLMSettings = Field(default_factory=LLMSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)

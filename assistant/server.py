@@ -1,5 +1,6 @@
-"""One ASGI app: the staff chat at `/`, the editors' page at `/editors/` (behind a login), `/healthz`, and the
-WeChat official account at `/wechat` when a token is set."""
+"""One ASGI app: the staff chat at `/`, the editors' page at `/editors/` (behind a login), `/healthz`, the WeChat
+official account at `/wechat` when a token is set, and the doors for other systems behind API keys: the JSON API at
+`/api/v1`, the OpenAI-compatible endpoint at `/v1` and MCP at `/mcp`."""
 
 from __future__ import annotations
 
@@ -57,7 +58,10 @@ def create_app(settings: Settings, assistant: Assistant | None = None) -> Any:
 
     assistant = assistant or Assistant(settings)
     feedback = FeedbackStore(Path(settings.state_dir) / "feedback.sqlite3")
-    app = FastAPI(title="policy-assistant", docs_url=None, redoc_url=None)
+    doors, lifespan = _doors(settings, assistant)
+    app = FastAPI(title="policy-assistant", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
+    for door in doors:
+        app.router.routes.append(door)
 
     @app.get("/healthz")
     def healthz() -> Any:
@@ -97,11 +101,43 @@ def create_app(settings: Settings, assistant: Assistant | None = None) -> Any:
     mounts.append(Mount("", login=_gradio_app(app, "") if chat_auth else None, title="政策解读助手 · 登录"))
     guard = GuardSettings(max_request_bytes=web.max_request_bytes,
                           max_upload_bytes=web.max_upload_files * (settings.index.max_file_bytes + 4096),
+                          max_api_upload_bytes=settings.index.max_file_bytes + 65536,
                           allowed_origins=web.allowed_origins, upload_folder=get_upload_folder(),
                           max_upload_folder_bytes=web.max_upload_folder_bytes)
     throttle = LoginThrottle(web.login_max_failures, web.login_max_account_failures, web.login_window_s)
     app.add_middleware(Guard, mounts=mounts, settings=guard, throttle=throttle)
     return app
+
+
+def _doors(settings: Settings, assistant: Assistant) -> tuple[list[Any], Any]:
+    """The routes of the doors for other systems (the JSON API at /api/v1, the OpenAI-compatible endpoint at /v1,
+    MCP at /mcp), all behind the API keys, and the lifespan that runs MCP's session manager."""
+    import contextlib
+
+    from starlette.routing import Mount as Mounted
+    from starlette.routing import Route
+
+    from assistant.channels.api import build_api
+    from assistant.channels.api_support import Access, Answering, Conversations
+    from assistant.channels.keys import KeyStore, RateLimiter
+    from assistant.channels.mcp import build_mcp, http_app
+    from assistant.channels.openai_api import build_openai
+
+    api = settings.api
+    access = Access(KeyStore(Path(settings.state_dir), api.keys), RateLimiter(api))
+    answering = Answering(assistant, api)
+    conversations = Conversations(api, settings.wechat.history_turns)
+    mcp_endpoint, sessions = http_app(build_mcp(assistant, answering), access)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Any) -> Any:
+        async with sessions.run():
+            yield
+
+    routes = [Mounted("/api/v1", build_api(assistant, access, answering, conversations)),
+              Mounted("/v1", build_openai(access, answering, api)),
+              Route("/mcp", mcp_endpoint, methods=["GET", "POST", "DELETE"])]
+    return routes, lifespan
 
 
 def _mount(app: Any, blocks: Any, path: str, sessions: int, **options: Any) -> Any:

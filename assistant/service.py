@@ -19,6 +19,7 @@ from assistant.index.embedder import ClauseEmbedder, fingerprint_for, load_embed
 from assistant.index.generations import MANIFEST, Manifest
 from assistant.index.registry import DocumentRow, VersionRow
 from assistant.ingest.records import Clause
+from assistant.publishing import ReplaceNotConfirmed, Upload, read_uploads, replaced, write_markdown, write_status
 from assistant.retrieve import Retrieval, Retriever
 
 log = logging.getLogger(__name__)
@@ -150,6 +151,38 @@ class Assistant:
 
     def document(self, doc_id: str) -> tuple[DocumentRow, list[Clause]]:
         return self.indexer.clauses(doc_id)
+
+    def search(self, query: str, k: int = 5) -> Retrieval:
+        """The `k` best clauses for a query, ranked and scored as answers rank them (no answer composed)."""
+        query, _ = bound_input(query, (), self.settings.limits)
+        retrieval = self.retriever.retrieve(query)
+        retrieval.candidates = retrieval.candidates[:k]
+        return retrieval
+
+    def publish(self, uploads: list[Upload], fields: dict[str, str] | None = None, *, replace: bool = False,
+                progress: Progress | None = None) -> tuple[IndexSummary, dict[str, str]]:
+        """Publish uploaded files into the corpus and the index: each is read with the given metadata (which
+        overrides the file's), written into the corpus folder as Markdown (the original kept under .originals/),
+        and the corpus is reindexed. Replacing a published document (or a corpus file) needs `replace`. Nothing is
+        written when any file cannot be read (`PublishError` naming it). Returns the summary and doc id → title."""
+        index = self.settings.index
+        loaded = read_uploads(uploads, fields or {}, index.limits(), index.max_clause_chars)
+        corpus = Path(self.settings.corpus_dir)
+        rows = self.documents() if self.has_index() else []
+        replacing = replaced(rows, corpus, [u.doc_id for u, _, _ in loaded])
+        if replacing and not replace:
+            raise ReplaceNotConfirmed(replacing)
+        corpus.mkdir(parents=True, exist_ok=True)
+        for upload, doc, front in loaded:
+            write_markdown(doc, front, corpus, upload)
+        summary = self.reindex([corpus], progress=progress)
+        return summary, {upload.doc_id: doc.title for upload, doc, _ in loaded}
+
+    def set_status(self, doc_id: str, status: str, replaced_by: str = "") -> IndexSummary:
+        """Change a published document's status (已废止, …) in its corpus file and publish it; nothing is
+        re-embedded. Answers citing it then carry a warning."""
+        row = self.document(doc_id)[0]
+        return self.reindex([write_status(row, status, replaced_by, self.settings.index.limits())])
 
     def withdraw(self, doc_id: str) -> IndexSummary:
         return self.indexer.withdraw(doc_id)

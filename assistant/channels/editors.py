@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import html
-import shutil
 import tempfile
-import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
-import yaml
 
 from assistant.channels.editor_views import (
     document_choices,
@@ -21,17 +17,24 @@ from assistant.channels.editor_views import (
     published_text,
     report,
 )
-from assistant.errors import AssistantError, CorpusError
+from assistant.errors import AssistantError
 from assistant.evaluation import EvalResult, read_eval_file, run_eval
 from assistant.feedback import FeedbackStore
 from assistant.index.registry import DocumentRow
-from assistant.ingest.limits import Limits, parse_bounded
-from assistant.ingest.loaders import FIELDS, SUFFIXES, load_document, split_front_matter
+from assistant.ingest.loaders import SUFFIXES
 from assistant.ingest.records import KIND_NAMES, PolicyDocument
+from assistant.publishing import (
+    FORM_FIELDS,
+    STATUSES,
+    PublishError,
+    ReplaceNotConfirmed,
+    Upload,
+    check_uploads,
+    read_uploads,
+    replaced,
+)
 from assistant.service import Assistant
 
-FORM_FIELDS = ("title", "doc_number", "issuer", "publish_date", "status", "kind", "interprets", "replaced_by")
-STATUSES = ["现行有效", "已废止", "已修改", "历史版本"]
 # what a document change did, after the document's title
 CHANGED = {"withdraw": "已暂停检索，不再用于答复。", "restore": "已恢复检索，重新用于答复。",
            "remove": "已从索引中删除，不再用于答复（文件仍在语料目录中，可“恢复检索”）。"}
@@ -51,21 +54,9 @@ def refuse(message: str) -> gr.Error:
     return gr.Error(html.escape(message))
 
 
-@dataclass
-class Upload:
-    """One file of this request's upload: where Gradio stored it and the name the editor gave it."""
-
-    path: Path
-    name: str
-
-    @property
-    def doc_id(self) -> str:
-        return Path(self.name).stem
-
-
 def uploads(files: Any) -> list[Upload]:
     """The files uploaded with this request. Only files inside Gradio's upload folder are read, whatever path a
-    client names (Gradio checks this too); hidden names and two files for one document are refused."""
+    client names (Gradio checks this too)."""
     from gradio.utils import get_upload_folder
 
     folder = Path(get_upload_folder()).resolve()
@@ -75,78 +66,10 @@ def uploads(files: Any) -> list[Upload]:
         if not path.is_relative_to(folder) or not path.is_file():
             raise refuse(f"{path.name}：只接受本次上传的文件。")
         found.append(Upload(path, path.name))
-    if not found:
-        raise refuse("请先选择要上传的文件。")
-    hidden = [u.name for u in found if u.name.startswith(".")]
-    if hidden:
-        raise refuse(f"未发布：{'、'.join(hidden)} 的文件名以“.”开头（隐藏文件不会被索引），请改名后再上传。")
-    by_id: dict[str, list[str]] = {}
-    for u in found:
-        by_id.setdefault(u.doc_id, []).append(u.name)
-    clashes = [" 与 ".join(names) for names in by_id.values() if len(names) > 1]
-    if clashes:
-        raise refuse(f"未发布：{'；'.join(clashes)} 会成为同一个文档，请改名后分开上传。")
-    return found
-
-
-def read_uploads(files: Any, fields: dict[str, str], limits: Limits, max_chars: int
-                 ) -> list[tuple[Upload, PolicyDocument, dict[str, object]]]:
-    """Every uploaded file as (upload, document, its own front matter), the form's non-empty fields overriding
-    the file's; all or none."""
-    loaded, problems = [], []
-    for upload in uploads(files):
-        try:
-            doc = load_document(upload.path, upload.path.parent, limits)
-            for name, value in fields.items():
-                if value and value.strip():
-                    setattr(doc, name, value.strip())
-            parse_bounded(doc, upload.name, max_chars, limits)
-            front: dict[str, object] = {}
-            if upload.path.suffix.lower() in (".md", ".markdown"):
-                front = split_front_matter(upload.path.read_text(encoding="utf-8-sig"), upload.name, limits)[0]
-            loaded.append((upload, doc, front))
-        except CorpusError as e:
-            problems.append(f"{upload.name}: {e.reason}" + (f"（{e.hint}）" if e.hint else ""))
-    if problems:
-        raise refuse("未发布，以下文件有问题：" + "；".join(problems))
-    return loaded
-
-
-def replaced(assistant: Assistant, corpus: Path, doc_ids: list[str]) -> dict[str, str]:
-    """doc id → what publishing it would replace (a published document, or a file of that name in the corpus)."""
-    rows = {r.doc_id: r for r in assistant.documents() if r.state != "removed"} if assistant.has_index() else {}
-    found = {}
-    for doc_id in doc_ids:
-        row = rows.get(doc_id)
-        if row is not None:
-            found[doc_id] = (f"《{row.title.strip('《》')}》（{row.clauses} 条款，索引于 "
-                             f"{row.indexed_at.replace('T', ' ')}）")
-        elif files := corpus_files(corpus, doc_id):
-            found[doc_id] = "语料目录中的 " + "、".join(f.name for f in files)
-    return found
-
-
-def corpus_files(corpus: Path, doc_id: str) -> list[Path]:
-    return [f for f in sorted(corpus.glob(f"{doc_id}.*")) if f.suffix.lower() in SUFFIXES and f.is_file()]
-
-
-def write_markdown(doc: PolicyDocument, front: dict[str, object], corpus: Path, upload: Upload) -> Path:
-    """The document into the corpus as Markdown with front matter (every field the file had, e.g. `source` or
-    `note`, then the form's and the inferred ones); the uploaded file kept under .originals/. Another corpus file
-    of the same document (say the .txt this .md replaces) moves to .originals/ too: its versions are in the
-    registry's history."""
-    meta = {str(k): v for k, v in front.items()}
-    meta.update({name: getattr(doc, name) for name in FIELDS if name != "source" and getattr(doc, name)})
-    keep = corpus / ".originals"
-    keep.mkdir(exist_ok=True)
-    target = corpus / f"{upload.doc_id}.md"
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    for other in corpus_files(corpus, upload.doc_id):  # nothing is lost, even a file never indexed
-        other.rename(keep / f"{other.name}.replaced-{stamp}")
-    text = f"---\n{yaml.safe_dump(meta, allow_unicode=True, sort_keys=False)}---\n{doc.text}\n"
-    target.write_text(text, encoding="utf-8")
-    shutil.copyfile(upload.path, keep / upload.name)
-    return target
+    try:
+        return check_uploads(found)
+    except PublishError as e:
+        raise refuse(e.message) from e
 
 
 # the eval tab's figures, named as editors read them
@@ -167,11 +90,15 @@ def build_editors(assistant: Assistant, feedback: FeedbackStore,
     corpus = Path(settings.corpus_dir)
 
     def read(files: Any, values: tuple[str, ...]) -> list[tuple[Upload, PolicyDocument, dict[str, object]]]:
-        return read_uploads(files, dict(zip(FORM_FIELDS, values, strict=True)), limits, max_chars)
+        try:
+            return read_uploads(uploads(files), dict(zip(FORM_FIELDS, values, strict=True)), limits, max_chars)
+        except PublishError as e:
+            raise refuse(e.message) from e
 
     def preview(files: Any, *values: Any) -> tuple[Any, ...]:
         loaded = read(files, values[:-1])
-        replacing = replaced(assistant, corpus, [u.doc_id for u, _, _ in loaded])
+        rows = assistant.documents() if assistant.has_index() else []
+        replacing = replaced(rows, corpus, [u.doc_id for u, _, _ in loaded])
         shown = preview_html([doc for _, doc, _ in loaded], replacing, max_chars)
         if len(loaded) != 1:  # several files: each keeps what it says itself
             return (shown, *[gr.update() for _ in INFERRED])
@@ -195,20 +122,18 @@ def build_editors(assistant: Assistant, feedback: FeedbackStore,
 
     def publish(files: Any, *values: Any, progress: Any = gr.Progress()) -> tuple[Any, ...]:  # noqa: B008
         *fields, confirmed = values
-        loaded = read(files, tuple(fields))
-        replacing = replaced(assistant, corpus, [u.doc_id for u, _, _ in loaded])
-        if replacing and not confirmed:
-            raise refuse("未发布：将替换 " + "；".join(replacing.values()) +
-                         "。请先预览，确认无误后勾选“确认替换”再发布（旧版本会保留在历史版本中）。")
-        corpus.mkdir(parents=True, exist_ok=True)
-        for upload, doc, front in loaded:
-            write_markdown(doc, front, corpus, upload)
+        found = uploads(files)
         try:
-            summary = assistant.reindex([corpus], progress=lambda phase, done, total: progress(
-                done / max(total, 1), desc=PHASES.get(phase, phase)))
+            summary, titles = assistant.publish(found, dict(zip(FORM_FIELDS, fields, strict=True)),
+                                                replace=bool(confirmed), progress=lambda phase, done, total: progress(
+                                                    done / max(total, 1), desc=PHASES.get(phase, phase)))
+        except ReplaceNotConfirmed as e:
+            raise refuse("未发布：将替换 " + "；".join(e.replacing.values()) +
+                         "。请先预览，确认无误后勾选“确认替换”再发布（旧版本会保留在历史版本中）。") from e
+        except PublishError as e:
+            raise refuse(e.message) from e
         except AssistantError as e:  # e.g. another reindex holds the lock: the files wait in the corpus
             raise refuse(f"文件已保存到语料目录，但索引未更新：{e.message}。稍后再点“发布”即可。") from e
-        titles = {upload.doc_id: doc.title for upload, doc, _ in loaded}
         return published_text(summary, titles), documents_html(assistant), chosen()
 
     def history(doc_id: str) -> str:
@@ -243,17 +168,10 @@ def build_editors(assistant: Assistant, feedback: FeedbackStore,
         row = row_of(doc_id or "")
         if row is None or not status:
             raise refuse("请先在上方选择文档，再选择新状态。")
-        source = Path(row.path)
-        if source.suffix.lower() not in (".md", ".markdown") or not source.exists():
-            raise refuse(f"{source.name} 不是语料中的 Markdown 文件，请修改原文件后重新发布。")
-        text = source.read_text(encoding="utf-8")
-        meta, body = split_front_matter(text, source.name, limits)
-        meta["status"] = status
-        if replaced_by.strip():
-            meta["replaced_by"] = replaced_by.strip()
-        front = yaml.safe_dump(meta, allow_unicode=True, sort_keys=False)
-        source.write_text(f"---\n{front}---\n{body.lstrip(chr(10))}", encoding="utf-8")
-        summary = assistant.reindex([Path(row.root)])
+        try:
+            summary = assistant.set_status(row.doc_id, status, replaced_by)
+        except AssistantError as e:
+            raise refuse(e.message) from e
         done = f"{titles_of(row.doc_id)}的状态已改为“{status}”" + (
             "，答复引用它时会提示。" if status != "现行有效" else "。")
         return report(done, summary), documents_html(assistant), chosen()
@@ -310,7 +228,7 @@ def build_editors(assistant: Assistant, feedback: FeedbackStore,
                 restore = gr.Button("恢复检索", elem_id="restore")
                 remove = gr.Button("删除", variant="stop", elem_id="remove")
             with gr.Row():
-                new_status = gr.Dropdown(STATUSES, label="新状态")
+                new_status = gr.Dropdown(list(STATUSES), label="新状态")
                 new_replacement = gr.Textbox(label="取代它的文件（标题、文号或 ID，可选）")
                 status_button = gr.Button("修改状态")
             with gr.Row():

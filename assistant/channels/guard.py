@@ -57,6 +57,7 @@ class Mount:
 class GuardSettings:
     max_request_bytes: int
     max_upload_bytes: int
+    max_api_upload_bytes: int = 0  # a document published through the API (PUT /api/v1/documents/…)
     allowed_origins: list[str] = field(default_factory=list)
     login_delay_s: float = 0.5
     upload_folder: str = ""
@@ -67,12 +68,14 @@ class Guard:
     """Wraps the whole app; see the module docstring. `mounts` longest prefix first."""
 
     def __init__(self, app: ASGIApp, mounts: list[Mount], settings: GuardSettings, throttle: LoginThrottle,
-                 open_paths: tuple[str, ...] = ("/healthz", "/wechat")) -> None:
+                 open_paths: tuple[str, ...] = ("/healthz", "/wechat"),
+                 api_prefixes: tuple[str, ...] = ("/api/v1", "/v1", "/mcp")) -> None:
         self.app = app
         self.mounts = sorted(mounts, key=lambda m: len(m.prefix), reverse=True)
         self.settings = settings
         self.throttle = throttle
         self.open_paths = open_paths
+        self.api_prefixes = api_prefixes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -87,6 +90,9 @@ class Guard:
             log.warning("refused a cross-origin %s %s from %s (Origin %s)", method, path, _client(scope),
                         _header(scope, "origin"))
             await _respond(send, 403, {"error": "cross-origin request refused"})
+            return
+        if any(path == p or path.startswith(p + "/") for p in self.api_prefixes):
+            await self._api(scope, receive, send, path, method)
             return
         mount = next((m for m in self.mounts if path == m.prefix or path.startswith(m.prefix + "/")), None)
         if mount is None:
@@ -117,6 +123,19 @@ class Guard:
         body = await _read_body(scope, receive, limit)
         if body is None:
             await _respond(send, 413, {"error": f"request body over {limit:,} bytes"})
+            return
+        await self.app(scope, _replay(body, receive), send)
+
+    async def _api(self, scope: Scope, receive: Receive, send: Send, path: str, method: str) -> None:
+        """The doors for other systems check their own keys; here their bodies are bounded (a published document
+        by the upload limit)."""
+        publishing = method == "PUT" and path.startswith("/api/v1/documents/")
+        limit = self.settings.max_api_upload_bytes if publishing else self.settings.max_request_bytes
+        body = await _read_body(scope, receive, limit)
+        if body is None:
+            await _respond(send, 413, {"error": {"message": f"request body over {limit:,} bytes",
+                                                 "type": "invalid_request_error", "param": None,
+                                                 "code": "too_large"}})
             return
         await self.app(scope, _replay(body, receive), send)
 

@@ -1,0 +1,183 @@
+"""What the HTTP doors for other systems share: JSON errors that name the field, the key check (401, 403, 429 with
+Retry-After), answers computed a few at a time off the event loop (streamed as they are written), and the
+conversations clients continue by `conversation_id`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import anyio
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from assistant.answer.records import Answer
+from assistant.channels.keys import KeyStore, RateLimiter, allows
+from assistant.config import ApiKey, ApiSettings
+from assistant.conversation import Conversation, Turn
+from assistant.errors import AssistantError, IndexNotBuiltError, InputTooLongError
+from assistant.service import Assistant
+
+log = logging.getLogger(__name__)
+
+_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error", 404: "not_found_error",
+          409: "conflict_error", 413: "invalid_request_error", 415: "invalid_request_error",
+          422: "invalid_request_error", 429: "rate_limit_error", 503: "service_unavailable"}
+
+
+class ApiError(HTTPException):
+    """A request refused with a JSON error: `message` for people, `param` the field at fault, `code` for programs."""
+
+    def __init__(self, status: int, message: str, param: str | None = None, code: str | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(status, message, headers)
+        self.message, self.param, self.code = message, param, code
+
+
+def error_body(status: int, message: str, param: str | None = None, code: str | None = None) -> dict[str, Any]:
+    """The error object, shaped as OpenAI's API shapes it (its clients read it), for every door."""
+    return {"error": {"message": message, "type": _TYPES.get(status, "api_error"), "param": param,
+                      "code": code or _TYPES.get(status, "api_error")}}
+
+
+def install_errors(app: FastAPI) -> None:
+    """Every refusal of `app` as a JSON error naming the field; a failure of ours is a logged 500 with no detail."""
+
+    @app.exception_handler(ApiError)
+    async def api_error(_: Request, e: ApiError) -> JSONResponse:
+        return JSONResponse(error_body(e.status_code, e.message, e.param, e.code), e.status_code, e.headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, e: StarletteHTTPException) -> JSONResponse:
+        message = "no such endpoint" if e.status_code == 404 else str(e.detail)
+        return JSONResponse(error_body(e.status_code, message), e.status_code, getattr(e, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, e: RequestValidationError) -> JSONResponse:
+        first = e.errors()[0] if e.errors() else {"loc": (), "msg": "invalid request"}
+        sent = request.headers.get("content-type", "")
+        if first.get("loc", ("",))[0] == "body" and "json" not in sent and "multipart" not in sent:
+            return JSONResponse(error_body(415, f"the body must be JSON (Content-Type: application/json), not "
+                                           f"{sent[:60] or 'nothing'}", None, "unsupported_content_type"), 415)
+        where = [str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path", "form")]
+        param = ".".join(where) or None
+        message = f"{param}: {first.get('msg')}" if param else str(first.get("msg"))
+        if first.get("type") in ("model_attributes_type", "json_invalid"):
+            message = "the body must be a JSON object: " + str(first.get("msg"))
+        return JSONResponse(error_body(422, message, param, "invalid_field"), 422)
+
+
+def refusal(e: AssistantError, param: str | None = None) -> ApiError:
+    """The API's answer to an error of the core: too long → 422 naming the field; no index → 503; other → 409."""
+    if isinstance(e, InputTooLongError):
+        return ApiError(422, e.message, param, "too_long")
+    if isinstance(e, IndexNotBuiltError):
+        return ApiError(503, "the index is not built yet", None, "index_not_built")
+    return ApiError(409, e.message, param, "conflict")
+
+
+class Access:
+    """Checks a request's key: 401 without a valid one, 403 when its scope does not allow the action, 429 (with
+    Retry-After) past its rate limit. Keys are never logged: a key is named by its `name`."""
+
+    def __init__(self, keys: KeyStore, limiter: RateLimiter) -> None:
+        self.keys, self.limiter = keys, limiter
+
+    def check(self, authorization: str, needed: str) -> ApiKey:
+        scheme, _, token = authorization.partition(" ")
+        key = self.keys.find(token.strip()) if scheme.lower() == "bearer" else None
+        if key is None:
+            raise ApiError(401, "a valid API key is needed: send 'Authorization: Bearer <key>'", None,
+                           "invalid_api_key", {"WWW-Authenticate": "Bearer"})
+        if not allows(key.scope, needed):
+            log.warning("api: key %r (scope %s) refused a %s request", key.name, key.scope, needed)
+            raise ApiError(403, f"this key's scope ({key.scope}) does not allow {needed}", None, "insufficient_scope")
+        wait = self.limiter.wait(key)
+        if wait > 0:
+            raise ApiError(429, "too many requests for this key; try again later", None, "rate_limited",
+                           {"Retry-After": str(int(wait) + 1)})
+        return key
+
+    def needs(self, scope: str) -> Callable[[Request], ApiKey]:
+        """A FastAPI dependency: the request's key, allowed `scope`."""
+        def dependency(request: Request) -> ApiKey:
+            return self.check(request.headers.get("authorization", ""), scope)
+        return dependency
+
+
+class Conversations:
+    """The turns of each conversation a client continues by id, per key (one key cannot read another's), the least
+    recently used forgotten first and any idle past the TTL."""
+
+    def __init__(self, settings: ApiSettings, keep_turns: int) -> None:
+        self.limit, self.ttl, self.keep = settings.max_conversations, settings.conversation_ttl_s, keep_turns
+        self._turns: OrderedDict[tuple[str, str], tuple[float, list[Turn]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: ApiKey, conversation_id: str) -> list[Turn]:
+        with self._lock:
+            return self._kept(key, conversation_id)
+
+    def add(self, key: ApiKey, conversation_id: str, answer: Answer) -> None:
+        with self._lock:
+            turns = [*self._kept(key, conversation_id), Turn.of(answer)][-self.keep:]
+            self._turns[(key.name, conversation_id)] = (time.monotonic(), turns)
+            self._turns.move_to_end((key.name, conversation_id))
+            while len(self._turns) > self.limit:
+                self._turns.popitem(last=False)
+
+    def _kept(self, key: ApiKey, conversation_id: str) -> list[Turn]:
+        kept = self._turns.get((key.name, conversation_id))
+        return list(kept[1]) if kept and kept[0] >= time.monotonic() - self.ttl else []
+
+
+class Answering:
+    """Answers computed in worker threads, at most `max_concurrent_answers` at once across the API's doors."""
+
+    def __init__(self, assistant: Assistant, settings: ApiSettings) -> None:
+        self.assistant = assistant
+        self.limiter = anyio.CapacityLimiter(settings.max_concurrent_answers)
+
+    async def run(self, work: Callable[[], Any]) -> Any:
+        return await anyio.to_thread.run_sync(work, limiter=self.limiter)
+
+    async def ask(self, question: str, history: Conversation, param: str = "question") -> Answer:
+        try:
+            return await self.run(lambda: self.assistant.ask(question, history))  # type: ignore[no-any-return]
+        except AssistantError as e:
+            raise refusal(e, param) from e
+
+    async def stream(self, question: str, history: Conversation) -> AsyncIterator[tuple[str, Any]]:
+        """("draft", text so far) while an LLM writes, then ("answer", Answer) or ("error", ApiError)."""
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+
+        def drafted(text: str) -> None:
+            loop.call_soon_threadsafe(queue.put_nowait, ("draft", text))
+
+        async def work() -> None:
+            try:
+                answer = await self.run(lambda: self.assistant.ask(question, history, drafted))
+                queue.put_nowait(("answer", answer))
+            except AssistantError as e:
+                queue.put_nowait(("error", refusal(e, "question")))
+            except Exception:
+                log.exception("api: a streamed answer failed")
+                queue.put_nowait(("error", ApiError(500, "the answer failed; try again")))
+
+        task = asyncio.create_task(work())
+        try:
+            while True:
+                kind, value = await queue.get()
+                yield kind, value
+                if kind != "draft":
+                    break
+        finally:
+            await task
