@@ -8,6 +8,12 @@ from typing import Any
 from assistant.ingest.records import Clause
 
 
+def reference(clause: Clause) -> str:
+    """《title》（文号） label — the way a person cites a clause."""
+    number = f"（{clause.doc_number}）" if clause.doc_number else ""
+    return f"《{clause.title.strip('《》')}》{number} {clause.label}".strip()
+
+
 @dataclass
 class Citation:
     """A clause an answer cites as [n]."""
@@ -21,9 +27,7 @@ class Citation:
     sentences: list[str] = field(default_factory=list)
 
     def reference(self) -> str:
-        """《title》(文号) label — the way a person cites a clause."""
-        number = f"（{self.clause.doc_number}）" if self.clause.doc_number else ""
-        return f"《{self.clause.title.strip('《》')}》{number} {self.clause.label}".strip()
+        return reference(self.clause)
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -14,7 +14,7 @@ from fastapi import Depends, FastAPI, File, Form, Query, UploadFile
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from assistant.answer.records import Answer
+from assistant.answer.records import Answer, reference
 from assistant.channels.api_support import Access, Answering, ApiError, Conversations, install_errors, refusal
 from assistant.config import ApiKey
 from assistant.conversation import Conversation
@@ -67,7 +67,7 @@ def document_json(row: DocumentRow) -> dict[str, Any]:
 def clause_json(clause: Clause) -> dict[str, Any]:
     return {"clause_id": clause.clause_id, "doc_id": clause.doc_id, "title": clause.title,
             "doc_number": clause.doc_number, "clause": clause.label, "heading": clause.heading, "text": clause.text,
-            "status": clause.status, "in_force": clause.in_force()}
+            "status": clause.status, "in_force": clause.in_force(), "citation": reference(clause)}
 
 
 def checked_id(doc_id: str, upload: bool = False) -> str:
@@ -165,7 +165,7 @@ def build_api(assistant: Assistant, access: Access, answering: Answering, conver
         found, clauses = await answering.run(lambda: assistant.document(doc_id))
         return {**document_json(found), "clauses": [clause_json(c) for c in clauses]}
 
-    @api.put("/documents/{doc_id}", summary="Publish a file as this document (replace=true to replace it)")
+    @api.put("/documents/{doc_id:path}", summary="Publish a file as this document (replace=true to replace it)")
     async def publish(doc_id: str, file: Annotated[UploadFile, File(description=f"The policy ({' '.join(SUFFIXES)}).")],
                       title: Annotated[str, Form(max_length=300)] = "",
                       doc_number: Annotated[str, Form(max_length=100)] = "",

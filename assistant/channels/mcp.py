@@ -60,14 +60,18 @@ Scope = MutableMapping[str, Any]
 ASGIApp = Callable[[Scope, Any, Any], Awaitable[None]]
 
 
-def keyed(app: ASGIApp, access: Access) -> ASGIApp:
-    """The MCP endpoint behind the API keys (scope `ask`): 401, 403 or 429 as JSON before the SDK sees a request."""
+class Keyed:
+    """The MCP endpoint behind the API keys (scope `ask`): 401, 403 or 429 as JSON before the SDK sees a request.
+    (A class, not a function: Starlette calls a function endpoint with a request rather than as an ASGI app.)"""
 
-    async def guarded(scope: Scope, receive: Any, send: Any) -> None:
+    def __init__(self, app: ASGIApp, access: Access) -> None:
+        self.app, self.access = app, access
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] == "http":
             headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
             try:
-                access.check(headers.get("authorization", ""), "ask")
+                self.access.check(headers.get("authorization", ""), "ask")
             except ApiError as e:
                 body = json.dumps(error_body(e.status_code, e.message, e.param, e.code)).encode()
                 extra = [(k.lower().encode(), v.encode()) for k, v in (e.headers or {}).items()]
@@ -75,12 +79,10 @@ def keyed(app: ASGIApp, access: Access) -> ASGIApp:
                             "headers": [(b"content-type", b"application/json"), *extra]})
                 await send({"type": "http.response.body", "body": body})
                 return
-        await app(scope, receive, send)
-
-    return guarded
+        await self.app(scope, receive, send)
 
 
-def http_app(server: MCPServer, access: Access) -> tuple[ASGIApp, Any]:
+def http_app(server: MCPServer, access: Access) -> tuple[Keyed, Any]:
     """(the /mcp endpoint, its session manager, to be run in the server's lifespan). Stateless, JSON responses: any
     worker can answer any request. DNS-rebinding checks are off: a browser page cannot send the key."""
     from mcp.server.transport_security import TransportSecuritySettings
@@ -90,4 +92,4 @@ def http_app(server: MCPServer, access: Access) -> tuple[ASGIApp, Any]:
         transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False))
     endpoint = next(route.app for route in starlette.routes  # type: ignore[attr-defined]
                     if getattr(route, "path", "") == "/mcp")
-    return keyed(endpoint, access), server.session_manager
+    return Keyed(endpoint, access), server.session_manager

@@ -1,0 +1,1 @@
+"""Adapters that put the assistant into other frameworks."""
