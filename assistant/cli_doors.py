@@ -30,9 +30,9 @@ def _store() -> KeyStore:
 def keys_create(
     name: Name,
     scope: Annotated[str, typer.Option("--scope", metavar="范围",
-                                       help="ask：提问、检索、查看文件；publish：另可发布和修改文件。")] = "ask",
-    rate: Annotated[int | None, typer.Option("--rate", metavar="次/分钟", min=1,
-                                             help="每分钟最多请求数（默认取 api.rate_limit_per_minute）。")] = None,
+                                       help="ask：提问、检索；publish：另可发布文件。")] = "ask",
+    rate: Annotated[int | None, typer.Option("--rate", metavar="次数", min=1,
+                                             help="每分钟最多请求数（默认按设置）。")] = None,
 ) -> None:
     """新建一个密钥。密钥只显示这一次，服务器只保存它的 SHA-256；运行中的服务立即可用。"""
     key, record = _store().create(name, scope, rate)
@@ -72,9 +72,10 @@ def keys_hash() -> None:
 
 def mcp(index_dir: Annotated[Path | None, typer.Option("--index-dir", metavar="目录", help="索引目录。")] = None
         ) -> None:
-    """以 MCP（stdio）提供工具 ask_policy、search_clauses、get_document，供 AI 助手调用。
+    """以 MCP（stdio）向 AI 助手提供政策问答工具。
 
-    在 MCP 客户端中配置命令 policy-assistant mcp 即可；HTTP 方式见 serve 的 /mcp。
+    工具：ask_policy（问答）、search_clauses（检索条款）、get_document（查看文件）。在 MCP 客户端中配置命令
+    policy-assistant mcp 即可；HTTP 方式见 serve 的 /mcp（需 API 密钥）。
     """
     from assistant.channels.api_support import Answering
     from assistant.channels.mcp import build_mcp

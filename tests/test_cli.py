@@ -1,5 +1,6 @@
 """The CLI contract, through the real entry point (other tools drive it)."""
 
+import hashlib
 import json
 import os
 import re
@@ -245,7 +246,7 @@ def _command_paths(command: Any, prefix: tuple[str, ...] = ()) -> list[tuple[str
 
 def test_every_help_reads_in_one_language_with_an_example():
     paths = _command_paths(typer.main.get_command(app))
-    assert ("docs", "revert") in paths and ("ask",) in paths and len(paths) == 16
+    assert ("docs", "revert") in paths and ("keys", "create") in paths and ("mcp",) in paths and len(paths) == 22
     for path in paths:
         shown = CliRunner().invoke(app, [*path, "--help"], prog_name="policy-assistant", env={"COLUMNS": "80"})
         help_text = shown.output
@@ -278,3 +279,23 @@ def test_serve_on_first_start_writes_a_plain_log(tmp_path):
         assert phase in lines, text  # a whole line of its own
     assert any(line.startswith("generation 1: 2 added") for line in lines), text
     assert text.endswith("\n")
+
+
+def test_keys_are_made_listed_and_revoked_and_only_their_hashes_kept(tmp_path):
+    env = {"POLICY_ASSISTANT_STATE_DIR": str(tmp_path / "state")}
+    made = run("keys", "create", "--name", "portal", "--scope", "publish", "--rate", "30", index_dir=tmp_path, env=env)
+    assert made.returncode == 0, made.stderr
+    key = made.stdout.strip()
+    assert key.startswith("pa-") and len(key) > 40 and "只显示这一次" in made.stderr
+    assert key not in (tmp_path / "state" / "api_keys.sqlite3").read_bytes().decode("latin-1")
+    listed = run("keys", "list", index_dir=tmp_path, env=env)
+    assert "portal\tpublish\t30/分钟" in listed.stdout and key not in listed.stdout
+    again = run("keys", "create", "--name", "portal", index_dir=tmp_path, env=env)
+    assert again.returncode == 2 and "exists already" in again.stderr
+    wrong = run("keys", "create", "--name", "x", "--scope", "admin", index_dir=tmp_path, env=env)
+    assert wrong.returncode == 2 and "scope" in wrong.stderr
+    hashed = run("keys", "hash", stdin=key + "\n", index_dir=tmp_path, env=env)
+    assert hashed.stdout.strip() == hashlib.sha256(key.encode()).hexdigest()
+    assert run("keys", "revoke", "--name", "portal", index_dir=tmp_path, env=env).returncode == 0
+    assert "portal" not in run("keys", "list", index_dir=tmp_path, env=env).stdout
+    assert run("keys", "revoke", "--name", "portal", index_dir=tmp_path, env=env).returncode == 1

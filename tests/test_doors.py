@@ -126,7 +126,8 @@ def test_a_documents_life_cycle_through_the_api(api: Api):
         published = client.put("/api/v1/documents/bikes", files={"file": ("bikes.md", BIKES.encode())},
                                data={"issuer": "示例市人民政府"})
         assert published.status_code == 200, published.text
-        assert published.json()["summary"]["added"] == ["bikes"] and published.json()["title"] == "示例市共享单车停放管理办法"
+        assert published.json()["summary"]["added"] == ["bikes"]
+        assert published.json()["title"] == "示例市共享单车停放管理办法"
         answer = ask(api, question)
         assert "bikes" in cited(answer) and "盲道" in answer["answer"]
         assert client.put("/api/v1/documents/bikes", files={"file": ("bikes.md", BIKES.encode())}).status_code == 409
@@ -206,7 +207,8 @@ def test_the_openai_client_gets_the_cited_answer_streaming_and_not(api: Api):
                                                       {"role": "user", "content": QUESTION}])
     chunks = list(stream)
     assert "".join(c.choices[0].delta.content or "" for c in chunks) == expected["answer"]
-    assert chunks[-1].choices[0].finish_reason == "stop" and chunks[-1].model_extra["citations"] == expected["citations"]
+    assert chunks[-1].choices[0].finish_reason == "stop"
+    assert chunks[-1].model_extra["citations"] == expected["citations"]
     follow_up = client.chat.completions.create(model="policy-assistant", messages=[
         {"role": "user", "content": "政府信息公开申请多久答复？"}, {"role": "assistant", "content": "……"},
         {"role": "user", "content": "那市里呢？"}])
@@ -235,7 +237,8 @@ def test_the_mcp_client_over_http_with_a_key(api: Api):
     assert not asked.is_error and asked.structured_content == ask(api, QUESTION)
     assert document.structured_content["clauses"][0]["citation"].startswith("《")
     with httpx.Client() as client:  # no key: refused before the SDK sees it
-        assert client.post(f"{api.base}/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"}).status_code == 401
+        listed = client.post(f"{api.base}/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
+        assert listed.status_code == 401
 
 
 def test_the_mcp_client_over_stdio(api: Api):
