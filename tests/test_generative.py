@@ -257,3 +257,44 @@ def test_the_web_chat_streams_drafts_then_shows_the_verified_answer(llm):  # typ
     last, sources = json.dumps(final[0][-1], ensure_ascii=False), final[2]
     assert "分值不低于4%" in last and "尚未核验" not in last
     assert 'data-verified="true"' in sources and "8、（二）" in sources
+
+
+def test_the_json_api_streams_drafts_then_the_verified_answer(llm):  # type: ignore[no-untyped-def]
+    import hashlib
+    import threading
+    import time
+
+    import httpx
+    import uvicorn
+
+    from assistant.config import ApiKey, ApiSettings
+    from assistant.server import create_app
+    from tests.net import free_port
+
+    def script(body: dict[str, Any]) -> Reply:
+        return Reply(f"政务公开已纳入绩效考核，分值不低于4%。[{_n_of(body, '8、（二）')}]", chunks=6)
+
+    smart, _ = llm(script)
+    key = ApiKey(name="portal", scope="ask", sha256=hashlib.sha256(b"pa-key").hexdigest())
+    smart.settings = smart.settings.model_copy(update={"api": ApiSettings(keys=[key])})
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(smart.settings, smart), host="127.0.0.1", port=port,
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            time.sleep(0.1)
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": "Bearer pa-key"},
+                          timeout=120) as client:
+            stream = client.post("/api/v1/ask", json={"question": SCORE, "stream": True}).text
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+    events = [(block.split("\n")[0].removeprefix("event: "), json.loads(block.split("data: ", 1)[1]))
+              for block in stream.strip().split("\n\n")]
+    drafts = [data["text"] for kind, data in events if kind == "draft"]
+    assert len(drafts) >= 3 and all(b.startswith(a) for a, b in zip(drafts, drafts[1:], strict=False))
+    kind, final = events[-1]
+    assert kind == "answer" and final["mode"] == "generative" and final["verified"] is True
+    assert "分值不低于4%" in final["answer"] and final["citations"][0]["clause"] == "8、（二）"
