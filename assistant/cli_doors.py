@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import secrets
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -15,7 +16,7 @@ from assistant.config import Settings
 
 keys = typer.Typer(cls=Group, no_args_is_help=True, subcommand_metavar=SUBCOMMAND_METAVAR,
                    help="API 密钥：其他系统调用 /api/v1、/v1（OpenAI 兼容）和 /mcp 时使用。",
-                   epilog=examples("policy-assistant keys create --name hotline --scope ask",
+                   epilog=examples("policy-assistant keys create --scope ask --name hotline",
                                    "policy-assistant keys list"))
 Name = Annotated[str, typer.Option("--name", metavar="名称", help="密钥名称（日志中以此代替密钥）。")]
 
@@ -28,14 +29,15 @@ def _store() -> KeyStore:
 @keys.command("create", cls=Command, epilog=examples("policy-assistant keys create --name portal --scope ask",
                                                       "policy-assistant keys create --name cms --scope publish"))
 def keys_create(
-    name: Name,
+    name: Annotated[str, typer.Option("--name", metavar="名称", help="密钥名称（日志中以此代替密钥；默认自动生成）。",
+                                      show_default=False)] = "",
     scope: Annotated[str, typer.Option("--scope", metavar="范围",
                                        help="ask：提问、检索；publish：另可发布文件。")] = "ask",
     rate: Annotated[int | None, typer.Option("--rate", metavar="次数", min=1,
                                              help="每分钟最多请求数（默认按设置）。")] = None,
 ) -> None:
     """新建一个密钥。密钥只显示这一次，服务器只保存它的 SHA-256；运行中的服务立即可用。"""
-    key, record = _store().create(name, scope, rate)
+    key, record = _store().create(name or f"key-{secrets.token_hex(3)}", scope, rate)
     typer.echo(key)
     typer.echo(f"已新建密钥“{record.name}”（范围 {record.scope}），只显示这一次，请妥善保存。\n"
                f"调用时发送请求头：Authorization: Bearer <密钥>", err=True)

@@ -13,6 +13,15 @@ ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "corpus"
 EVAL = ROOT / "eval"
 SEED = CORPUS / "shandong-2018-zhengwu-gongkai.md"
+# a small policy that the demo corpus does not answer, for publishing tests
+BIKES = """---
+title: 示例市共享单车停放管理办法
+doc_number: 示市政发〔2025〕9号
+---
+第一条　为规范共享单车停放，制定本办法。
+
+第二条　共享单车应当停放在道路两侧划定的白色停车框内，禁止停放在盲道上。
+"""
 
 
 @pytest.fixture(autouse=True)

@@ -56,3 +56,43 @@ def serving(env: dict[str, str], cwd: Path = ROOT, timeout_s: float = 300,
             output.close()
             stderr = Path(output.name).read_text(encoding="utf-8")
         server.stderr_text = stderr  # type: ignore[attr-defined]
+
+
+@contextmanager
+def serving_app(app: object) -> Iterator[str]:
+    """An ASGI app (from `create_app`) served by uvicorn in a thread on a loopback port: its base URL; stopped on
+    exit."""
+    import threading
+
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))  # type: ignore[arg-type]
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            assert thread.is_alive(), "uvicorn did not start"
+            time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+def own_corpus(root: Path, embedder: object, source: Path) -> tuple[Path, dict[str, str]]:
+    """A copy of the corpus at `source` (a folder, or one file) under `root`, indexed into root/index: the corpus
+    folder and the environment that points `serve` at them (index, state, corpus)."""
+    import shutil
+
+    from assistant.index.build import build_index
+
+    corpus = root / "corpus"
+    if source.is_dir():
+        shutil.copytree(source, corpus)
+    else:
+        corpus.mkdir()
+        shutil.copy(source, corpus / source.name)
+    build_index([corpus], root / "index", embedder)  # type: ignore[arg-type]
+    return corpus, {"POLICY_ASSISTANT_INDEX_DIR": str(root / "index"),
+                    "POLICY_ASSISTANT_STATE_DIR": str(root / "state"), "POLICY_ASSISTANT_CORPUS_DIR": str(corpus)}

@@ -8,7 +8,6 @@ import asyncio
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,21 +18,12 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import CORPUS, ROOT
-from tests.serve import serving
+from tests.conftest import BIKES, CORPUS, ROOT
+from tests.serve import own_corpus, serving
 
 pytestmark = pytest.mark.slow
 ASK_KEY, PUBLISH_KEY, LIMITED_KEY = "pa-test-ask-key-0001", "pa-test-publish-key-0002", "pa-test-limited-key-0003"
 QUESTION = "政务公开考核分值是多少？"
-BIKES = """---
-title: 示例市共享单车停放管理办法
-doc_number: 示市政发〔2025〕9号
----
-第一条　为规范共享单车停放，制定本办法。
-
-第二条　共享单车应当停放在道路两侧划定的白色停车框内，禁止停放在盲道上。
-"""
-
 
 def sha(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
@@ -53,17 +43,12 @@ class Api:
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory, embedder: Any) -> Iterator[Api]:
-    from assistant.index.build import build_index
-
     root = tmp_path_factory.mktemp("doors")
-    corpus = root / "corpus"
-    shutil.copytree(CORPUS, corpus)
-    build_index([corpus], root / "index", embedder)
+    _, env = own_corpus(root, embedder, CORPUS)
     keys = [{"name": "portal", "scope": "ask", "sha256": sha(ASK_KEY)},
             {"name": "cms", "scope": "publish", "sha256": sha(PUBLISH_KEY)},
             {"name": "tight", "scope": "ask", "sha256": sha(LIMITED_KEY), "rate_limit_per_minute": 3}]
-    env = {"POLICY_ASSISTANT_INDEX_DIR": str(root / "index"), "POLICY_ASSISTANT_STATE_DIR": str(root / "state"),
-           "POLICY_ASSISTANT_CORPUS_DIR": str(corpus), "POLICY_ASSISTANT_API__KEYS": json.dumps(keys)}
+    env["POLICY_ASSISTANT_API__KEYS"] = json.dumps(keys)
     made = subprocess.run([sys.executable, "-m", "assistant", "keys", "create", "--name", "hotline", "--scope", "ask"],
                           env={**os.environ, **env}, capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert made.returncode == 0, made.stderr

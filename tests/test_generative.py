@@ -218,37 +218,22 @@ def test_ask_json_reports_verification_through_the_cli(llm, demo_index: Path):  
 
 
 def test_the_web_chat_streams_drafts_then_shows_the_verified_answer(llm):  # type: ignore[no-untyped-def]
-    import threading
-    import time
     import urllib.request
 
-    import uvicorn
-
     from assistant.server import create_app
-    from tests.net import free_port
+    from tests.serve import serving_app
 
     def script(body: dict[str, Any]) -> Reply:
         return Reply(f"政务公开已纳入绩效考核，分值不低于4%。[{_n_of(body, '8、（二）')}]", chunks=6)
 
     smart, _ = llm(script)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(smart.settings, smart), host="127.0.0.1", port=port,
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        while not server.started:
-            time.sleep(0.1)
-        base = f"http://127.0.0.1:{port}"
+    with serving_app(create_app(smart.settings, smart)) as base:
         request = urllib.request.Request(f"{base}/gradio_api/call/ask", headers={"Content-Type": "application/json"},
                                          data=json.dumps({"data": [SCORE, []]}).encode())
         with urllib.request.urlopen(request, timeout=60) as response:
             event_id = json.loads(response.read())["event_id"]
         with urllib.request.urlopen(f"{base}/gradio_api/call/ask/{event_id}", timeout=120) as response:
             stream = response.read().decode()
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
     events = [(block.split("\n", 1)[0], json.loads(block.split("data:", 1)[1].strip().splitlines()[0]))
               for block in stream.split("event: ")[1:] if "data:" in block]
     drafts = [json.dumps(data[0][-1], ensure_ascii=False) for kind, data in events if kind == "generating"]
@@ -261,15 +246,12 @@ def test_the_web_chat_streams_drafts_then_shows_the_verified_answer(llm):  # typ
 
 def test_the_json_api_streams_drafts_then_the_verified_answer(llm):  # type: ignore[no-untyped-def]
     import hashlib
-    import threading
-    import time
 
     import httpx
-    import uvicorn
 
     from assistant.config import ApiKey, ApiSettings
     from assistant.server import create_app
-    from tests.net import free_port
+    from tests.serve import serving_app
 
     def script(body: dict[str, Any]) -> Reply:
         return Reply(f"政务公开已纳入绩效考核，分值不低于4%。[{_n_of(body, '8、（二）')}]", chunks=6)
@@ -277,20 +259,9 @@ def test_the_json_api_streams_drafts_then_the_verified_answer(llm):  # type: ign
     smart, _ = llm(script)
     key = ApiKey(name="portal", scope="ask", sha256=hashlib.sha256(b"pa-key").hexdigest())
     smart.settings = smart.settings.model_copy(update={"api": ApiSettings(keys=[key])})
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(smart.settings, smart), host="127.0.0.1", port=port,
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        while not server.started:
-            time.sleep(0.1)
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": "Bearer pa-key"},
-                          timeout=120) as client:
-            stream = client.post("/api/v1/ask", json={"question": SCORE, "stream": True}).text
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
+    with serving_app(create_app(smart.settings, smart)) as base, \
+            httpx.Client(base_url=base, headers={"Authorization": "Bearer pa-key"}, timeout=120) as client:
+        stream = client.post("/api/v1/ask", json={"question": SCORE, "stream": True}).text
     events = [(block.split("\n")[0].removeprefix("event: "), json.loads(block.split("data: ", 1)[1]))
               for block in stream.strip().split("\n\n")]
     drafts = [data["text"] for kind, data in events if kind == "draft"]

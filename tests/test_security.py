@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,7 +15,7 @@ import httpx
 import pytest
 
 from tests.conftest import CORPUS, SEED
-from tests.serve import serving
+from tests.serve import own_corpus, serving
 
 pytestmark = pytest.mark.slow
 PASSWORD = "s3cret-pass"
@@ -35,14 +34,9 @@ class Site:
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory, embedder: Any) -> Iterator[Site]:
     """`serve` with an editor account and a WeChat token (plaintext mode) over its own copy of the demo corpus."""
-    from assistant.index.build import build_index
-
     root = tmp_path_factory.mktemp("security")
-    corpus = root / "corpus"
-    shutil.copytree(CORPUS, corpus)
-    build_index([corpus], root / "index", embedder)
-    env = {"POLICY_ASSISTANT_INDEX_DIR": str(root / "index"), "POLICY_ASSISTANT_STATE_DIR": str(root / "state"),
-           "POLICY_ASSISTANT_CORPUS_DIR": str(corpus), "POLICY_ASSISTANT_WEB__EDITOR_USERNAME": "editor",
+    corpus, env = own_corpus(root, embedder, CORPUS)
+    env = {**env, "POLICY_ASSISTANT_WEB__EDITOR_USERNAME": "editor",
            "POLICY_ASSISTANT_WEB__EDITOR_PASSWORD": PASSWORD, "POLICY_ASSISTANT_WECHAT__TOKEN": TOKEN,
            "POLICY_ASSISTANT_WEB__LOGIN_WINDOW_S": "8", "POLICY_ASSISTANT_WEB__MAX_UPLOAD_FOLDER_BYTES": "3000000",
            "GRADIO_TEMP_DIR": str(root / "gradio")}

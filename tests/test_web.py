@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,9 +12,9 @@ import pytest
 from assistant.answer.records import Answer, Citation
 from assistant.channels.web import sources_html
 from assistant.ingest.records import Clause
+from tests.conftest import BIKES
 from tests.gradio_api import ask, call, login, upload
-from tests.net import free_port
-from tests.serve import get_json, serving
+from tests.serve import get_json, own_corpus, serving, serving_app
 
 pytestmark = pytest.mark.slow
 
@@ -24,23 +22,10 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def server(assistant) -> Iterator[str]:  # type: ignore[no-untyped-def]
     """The app on a loopback port, served by uvicorn in a thread."""
-    import uvicorn
-
     from assistant.server import create_app
 
-    port = free_port()
-    config = uvicorn.Config(create_app(assistant.settings, assistant), host="127.0.0.1", port=port,
-                            log_level="warning")
-    uv = uvicorn.Server(config)
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not uv.started:
-        assert time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.1)
-    yield f"http://127.0.0.1:{port}"
-    uv.should_exit = True
-    thread.join(timeout=30)
+    with serving_app(create_app(assistant.settings, assistant)) as base:
+        yield base
 
 
 def test_healthz_reports_the_generation_being_served(server: str):
@@ -93,46 +78,22 @@ def test_serve_indexes_the_demo_corpus_on_first_start(tmp_path: Path):
     assert "(first start)" in server.stderr_text and f"http://localhost:{base.rsplit(':', 1)[1]}/" in server.stderr_text
 
 
-BIKES = """---
-title: 示例市共享单车停放管理办法
-doc_number: 示市政发〔2025〕9号
----
-第一条　为规范共享单车停放，制定本办法。
-
-第二条　共享单车应当停放在道路两侧划定的白色停车框内，禁止停放在盲道上。
-"""
 
 
 @pytest.fixture(scope="module")
 def editors_server(tmp_path_factory, embedder) -> Iterator[tuple[str, Path]]:  # type: ignore[no-untyped-def]
     """A server with an editor account, over its own corpus and index (publishing changes them)."""
-    import shutil
-
-    import uvicorn
-
     from assistant.config import Settings
-    from assistant.index.build import build_index
     from assistant.server import create_app
     from assistant.service import Assistant
     from tests.conftest import SEED
 
     root = tmp_path_factory.mktemp("editors")
-    corpus = root / "corpus"
-    corpus.mkdir()
-    shutil.copy(SEED, corpus / SEED.name)
-    build_index([corpus], root / "index", embedder)
+    corpus, _ = own_corpus(root, embedder, SEED)
     settings = Settings(index_dir=root / "index", corpus_dir=corpus, state_dir=root / "state",
                         web={"editor_username": "editor", "editor_password": "s3cret-pass"})
-    port = free_port()
-    uv = uvicorn.Server(uvicorn.Config(create_app(settings, Assistant(settings, embedder=embedder)),
-                                       host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    while not uv.started:
-        time.sleep(0.1)
-    yield f"http://127.0.0.1:{port}", corpus
-    uv.should_exit = True
-    thread.join(timeout=30)
+    with serving_app(create_app(settings, Assistant(settings, embedder=embedder))) as base:
+        yield base, corpus
 
 
 def test_anonymous_users_cannot_reach_the_editors_functions(editors_server):
