@@ -311,6 +311,23 @@ def cross_site_login(base: str, **_: Any) -> Result:
     return got.status_code == 403, f"{got.status_code}"
 
 
+# 13. doors for other systems ----------------------------------------------------------------------------------------
+@check("13", "the API, the OpenAI-compatible endpoint and MCP refuse a request without a valid key")
+def doors_without_a_key(base: str, **_: Any) -> Result:
+    question = {"question": "政务公开考核分值是多少？"}
+    chat = {"model": "policy-assistant", "messages": [{"role": "user", "content": "政务公开考核分值是多少？"}]}
+    tries = [("GET", "/api/v1/documents", None, {}), ("POST", "/api/v1/ask", question, {}),
+             ("GET", "/api/v1/search?q=政务公开&api_key=x", None, {}), ("GET", "/v1/models", None, {}),
+             ("POST", "/v1/chat/completions", chat, {"Authorization": "Bearer sk-guess"}),
+             ("POST", "/mcp", {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}, {"Authorization": "Basic eDp4"}),
+             ("DELETE", "/api/v1/documents/shandong-2018-zhengwu-gongkai", None, {})]
+    for method, path, body, headers in tries:
+        got = httpx.request(method, base + path, json=body, headers=headers, timeout=30)
+        if got.status_code != 401:
+            return False, f"{method} {path}: {got.status_code} {got.text[:80]}"
+    return True, f"{len(tries)} requests, each 401"
+
+
 def login(base: str, credentials: str) -> httpx.Client:
     username, _, password = credentials.partition(":")
     client = httpx.Client()
