@@ -77,9 +77,10 @@ def create_app(settings: Settings, assistant: Assistant | None = None) -> Any:
         app.include_router(_wechat(settings, assistant))  # before the chat page takes every other path
     web = settings.web
     # CORS: only the configured origins; with its own CORSMiddleware in place, Gradio adds none of its own
-    # (which would let any http://localhost:* page read responses with the user's cookies)
+    # (which would let any http://localhost:* page read responses with the user's cookies); a configured site's
+    # page may also call the API doors with its key
     app.add_middleware(CORSMiddleware, allow_origins=web.allowed_origins, allow_credentials=True,
-                       allow_methods=["GET", "POST"], allow_headers=["content-type"])
+                       allow_methods=["GET", "POST", "PUT", "DELETE"], allow_headers=["content-type", "authorization"])
     upload_limit = f"{settings.index.max_file_bytes}b"
     mounts: list[Mount] = []
     editor_password = web.editor_password.get_secret_value()

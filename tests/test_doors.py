@@ -253,3 +253,19 @@ def test_the_langchain_retriever_in_an_lcel_chain(assistant: Any):
     top = retriever.invoke("不见面审批")[0]
     assert top.metadata["label"] == "5、（一）" and top.metadata["status"] == "现行有效" and top.metadata["rank"] == 1
     assert PolicyRetriever(assistant=assistant, relevant_only=True).invoke("今年养老金涨多少？") == []
+
+
+def test_a_configured_sites_page_may_call_the_api_with_its_key_and_no_other_site(assistant: Any):
+    from fastapi.testclient import TestClient
+
+    from assistant.server import create_app
+
+    settings = assistant.settings.model_copy(update={"web": assistant.settings.web.model_copy(
+        update={"allowed_origins": ["https://portal.example.gov.cn"]})})
+    client = TestClient(create_app(settings, assistant))
+    for origin, allowed in (("https://portal.example.gov.cn", True), ("https://evil.example", False)):
+        preflight = client.options("/api/v1/search", headers={"Origin": origin, "Access-Control-Request-Method": "GET",
+                                                              "Access-Control-Request-Headers": "authorization"})
+        assert (preflight.headers.get("access-control-allow-origin") == origin) is allowed
+        sent = client.post("/api/v1/ask", json={"question": QUESTION}, headers={"Origin": origin})
+        assert sent.status_code == (401 if allowed else 403)  # the key is still needed; another site is refused
