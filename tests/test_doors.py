@@ -163,6 +163,10 @@ def test_hostile_input_gets_a_clean_4xx_and_the_server_keeps_answering(api: Api)
         assert typed.status_code == 415
         wrong = client.post("/api/v1/ask", json={"question": ["不是字符串"]})
         assert wrong.status_code == 422 and wrong.json()["error"]["param"] == "question"
+        blank = client.post("/api/v1/ask", json={"question": "   "})
+        assert blank.status_code == 422 and blank.json()["error"]["param"] == "question"
+        no_file = client.put("/api/v1/documents/nothing", data={"title": "无文件"})
+        assert no_file.status_code == 422 and no_file.json()["error"]["param"] == "file"
         before = client.get("/api/v1/documents").json()
         broken = client.put("/api/v1/documents/broken", files={"file": ("broken.docx", b"PK\x03\x04 not a zip")})
         assert broken.status_code == 422 and "broken.docx" in broken.json()["error"]["message"]
@@ -224,6 +228,8 @@ def test_the_mcp_client_over_http_with_a_key(api: Api):
     with httpx.Client() as client:  # no key: refused before the SDK sees it
         listed = client.post(f"{api.base}/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
         assert listed.status_code == 401
+        stream = client.get(f"{api.base}/mcp", headers={"Authorization": f"Bearer {ASK_KEY}"})
+        assert stream.status_code == 405 and stream.headers["allow"] == "POST"  # stateless: nothing held open
 
 
 def test_the_mcp_client_over_stdio(api: Api):

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, File, Form, Query, UploadFile
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from assistant.answer.records import Answer, reference
 from assistant.channels.api_support import Access, Answering, ApiError, Conversations, install_errors, refusal
@@ -42,6 +42,13 @@ class AskRequest(BaseModel):
     history: list[str | HistoryTurn] | None = Field(None, max_length=1000, description="The conversation's earlier "
                                                     "questions, oldest first (instead of a conversation_id).")
     stream: bool = Field(False, description="Answer as server-sent events: drafts (with an LLM), then the answer.")
+
+    @field_validator("question")
+    @classmethod
+    def _not_blank(cls, question: str) -> str:
+        if not question.strip():
+            raise ValueError("the question is blank")
+        return question
 
 
 class StatusRequest(BaseModel):

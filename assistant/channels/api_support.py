@@ -28,8 +28,9 @@ from assistant.service import Assistant
 log = logging.getLogger(__name__)
 
 _TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error", 404: "not_found_error",
-          409: "conflict_error", 413: "invalid_request_error", 415: "invalid_request_error",
-          422: "invalid_request_error", 429: "rate_limit_error", 503: "service_unavailable"}
+          405: "invalid_request_error", 409: "conflict_error", 413: "invalid_request_error",
+          415: "invalid_request_error", 422: "invalid_request_error", 429: "rate_limit_error",
+          503: "service_unavailable"}
 
 
 class ApiError(HTTPException):
@@ -63,11 +64,11 @@ def install_errors(app: FastAPI) -> None:
     async def invalid(request: Request, e: RequestValidationError) -> JSONResponse:
         first = e.errors()[0] if e.errors() else {"loc": (), "msg": "invalid request"}
         sent = request.headers.get("content-type", "")
-        if first.get("loc", ("",))[0] == "body" and "json" not in sent and "multipart" not in sent:
+        if tuple(first.get("loc", ())) == ("body",) and "json" not in sent and "multipart" not in sent:
             return JSONResponse(error_body(415, f"the body must be JSON (Content-Type: application/json), not "
                                            f"{sent[:60] or 'nothing'}", None, "unsupported_content_type"), 415)
         where = [str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path", "form")]
-        param = ".".join(where) or None
+        param = ".".join(where) if where and first.get("type") != "json_invalid" else None
         message = f"{param}: {first.get('msg')}" if param else str(first.get("msg"))
         if first.get("type") in ("model_attributes_type", "json_invalid"):
             message = "the body must be a JSON object: " + str(first.get("msg"))

@@ -72,6 +72,8 @@ class Keyed:
             headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
             try:
                 self.access.check(headers.get("authorization", ""), "ask")
+                if scope["method"] != "POST":  # stateless: no stream to GET, no session to DELETE
+                    raise ApiError(405, "send MCP requests with POST", None, "method_not_allowed", {"Allow": "POST"})
             except ApiError as e:
                 body = json.dumps(error_body(e.status_code, e.message, e.param, e.code)).encode()
                 extra = [(k.lower().encode(), v.encode()) for k, v in (e.headers or {}).items()]
