@@ -234,9 +234,8 @@ class ApiSettings(BaseModel):
     rate_limit_per_minute: int = Field(60, ge=1, description="Requests one key may make per minute (429 beyond).")
     max_concurrent_answers: int = Field(2, ge=1, description="Answers computed at once for the API's clients.")
     max_search_results: int = Field(20, ge=1, description="The most clauses one search returns.")
-    max_conversations: int = Field(10_000, ge=1, description="Conversations (conversation_id) kept in memory; "
-                                   "the least recently used are forgotten first.")
-    conversation_ttl_s: int = Field(1800, ge=60, description="A conversation is forgotten after this long idle.")
+    conversation_ttl_s: int = Field(1800, ge=60, description="A conversation (conversation_id) is forgotten after "
+                                    "this long idle; conversations live in the state store of wechat.state_backend.")
     model_name: str = Field("policy-assistant", pattern=r"^[\w.:-]{1,64}$",
                             description="The model id the OpenAI-compatible endpoint lists and answers as.")
 

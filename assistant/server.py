@@ -123,11 +123,13 @@ def _doors(settings: Settings, assistant: Assistant) -> tuple[list[Any], Any]:
     from assistant.channels.keys import KeyStore, RateLimiter
     from assistant.channels.mcp import build_mcp, http_app
     from assistant.channels.openai_api import build_openai
+    from assistant.channels.wechat.state import open_state
 
     api = settings.api
     access = Access(KeyStore(Path(settings.state_dir), api.keys), RateLimiter(api))
     answering = Answering(assistant, api)
-    conversations = Conversations(api, settings.wechat.history_turns)
+    conversations = Conversations(open_state(settings.wechat, Path(settings.state_dir), "api"),
+                                  settings.wechat.history_turns, api.conversation_ttl_s)
     mcp_endpoint, sessions = http_app(build_mcp(assistant, answering), access)
 
     @contextlib.asynccontextmanager

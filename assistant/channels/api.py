@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import anyio
 from fastapi import Depends, FastAPI, File, Form, Query, UploadFile
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field, field_validator
@@ -105,18 +106,23 @@ def build_api(assistant: Assistant, access: Access, answering: Answering, conver
     install_errors(api)
     asker, publisher = Depends(access.needs("ask")), Depends(access.needs("publish"))
 
-    def conversation(request: AskRequest, key: ApiKey) -> Conversation:
+    async def conversation(request: AskRequest, key: ApiKey) -> Conversation:
         if request.history is not None:
             return [h if isinstance(h, str) else h.question for h in request.history]
-        return conversations.get(key, request.conversation_id) if request.conversation_id else []
+        if not request.conversation_id:
+            return []
+        return await anyio.to_thread.run_sync(conversations.get, key, request.conversation_id)  # type: ignore[no-any-return]
+
+    async def remember(request: AskRequest, key: ApiKey, answer: Answer) -> None:
+        if request.conversation_id:
+            await anyio.to_thread.run_sync(conversations.add, key, request.conversation_id, answer)
 
     @api.post("/ask", summary="A cited answer to a question (or a refusal when the corpus has none)")
     async def ask(body: AskRequest, key: ApiKey = asker) -> Any:
-        history = conversation(body, key)
+        history = await conversation(body, key)
         if not body.stream:
             answer = await answering.ask(body.question, history)
-            if body.conversation_id:
-                conversations.add(key, body.conversation_id, answer)
+            await remember(body, key, answer)
             return answer_json(answer, body.conversation_id)
 
         async def events() -> AsyncIterator[str]:
@@ -124,8 +130,7 @@ def build_api(assistant: Assistant, access: Access, answering: Answering, conver
                 if kind == "draft":
                     yield sse("draft", {"text": value})
                 elif kind == "answer":
-                    if body.conversation_id:
-                        conversations.add(key, body.conversation_id, value)
+                    await remember(body, key, value)
                     yield sse("answer", answer_json(value, body.conversation_id))
                 else:
                     yield sse("error", {"error": {"message": value.message, "code": value.code}})

@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
-import time
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -20,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from assistant.answer.records import Answer
 from assistant.channels.keys import KeyStore, RateLimiter, allows
+from assistant.channels.wechat.state import WeChatState
 from assistant.config import ApiKey, ApiSettings
 from assistant.conversation import Conversation, Turn
 from assistant.errors import AssistantError, IndexNotBuiltError, InputTooLongError
@@ -114,29 +112,22 @@ class Access:
 
 
 class Conversations:
-    """The turns of each conversation a client continues by id, per key (one key cannot read another's), the least
-    recently used forgotten first and any idle past the TTL."""
+    """The turns of each conversation a client continues by id, per key (one key cannot read another's), kept in the
+    state store (SQLite in the state folder, or the Redis that WeChat uses: every worker sees them), forgotten after
+    `api.conversation_ttl_s` idle. Its calls block: make them in a worker thread."""
 
-    def __init__(self, settings: ApiSettings, keep_turns: int) -> None:
-        self.limit, self.ttl, self.keep = settings.max_conversations, settings.conversation_ttl_s, keep_turns
-        self._turns: OrderedDict[tuple[str, str], tuple[float, list[Turn]]] = OrderedDict()
-        self._lock = threading.Lock()
+    def __init__(self, state: WeChatState, keep_turns: int, ttl_s: float) -> None:
+        self.state, self.keep, self.ttl = state, keep_turns, ttl_s
 
     def get(self, key: ApiKey, conversation_id: str) -> list[Turn]:
-        with self._lock:
-            return self._kept(key, conversation_id)
+        return [Turn.loads(t) for t in self.state.history(self._id(key, conversation_id), self.ttl)]
 
     def add(self, key: ApiKey, conversation_id: str, answer: Answer) -> None:
-        with self._lock:
-            turns = [*self._kept(key, conversation_id), Turn.of(answer)][-self.keep:]
-            self._turns[(key.name, conversation_id)] = (time.monotonic(), turns)
-            self._turns.move_to_end((key.name, conversation_id))
-            while len(self._turns) > self.limit:
-                self._turns.popitem(last=False)
+        self.state.remember(self._id(key, conversation_id), Turn.of(answer).dumps(), self.keep, self.ttl)
 
-    def _kept(self, key: ApiKey, conversation_id: str) -> list[Turn]:
-        kept = self._turns.get((key.name, conversation_id))
-        return list(kept[1]) if kept and kept[0] >= time.monotonic() - self.ttl else []
+    @staticmethod
+    def _id(key: ApiKey, conversation_id: str) -> str:
+        return f"api:{key.name}:{conversation_id}"  # WeChat's OpenIDs hold no ':'
 
 
 class Answering:

@@ -56,13 +56,14 @@ class WeChatState(Protocol):
     def close(self) -> None: ...
 
 
-def open_state(settings: Any, state_dir: Path) -> WeChatState:
-    """The configured backend (settings: WeChatSettings)."""
+def open_state(settings: Any, state_dir: Path, name: str = "wechat") -> WeChatState:
+    """The configured backend (settings: WeChatSettings); `name`: the SQLite file's (the API keeps its
+    conversations in a store of its own, on the same backend)."""
     if settings.state_backend == "redis":
         from assistant.channels.wechat.redis_state import RedisState
 
         return RedisState(settings.redis_url, ttl_s=settings.state_ttl_s)
-    return SQLiteState(state_dir / "wechat.sqlite3", ttl_s=settings.state_ttl_s)
+    return SQLiteState(state_dir / f"{name}.sqlite3", ttl_s=settings.state_ttl_s)
 
 
 _SCHEMA = """
