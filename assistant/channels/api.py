@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -105,6 +105,13 @@ def build_api(assistant: Assistant, access: Access, answering: Answering, conver
                   "Send `Authorization: Bearer <key>` (`policy-assistant keys create --scope ask|publish`).")
     install_errors(api)
     asker, publisher = Depends(access.needs("ask")), Depends(access.needs("publish"))
+    # changes to the index go one at a time (as on the editors' page), in threads of their own: a long publish
+    # takes no answer slot
+    changing = anyio.Lock()
+
+    async def index_work(work: Callable[[], Any]) -> Any:
+        async with changing:
+            return await anyio.to_thread.run_sync(work)
 
     async def conversation(request: AskRequest, key: ApiKey) -> Conversation:
         if request.history is not None:
@@ -152,7 +159,7 @@ def build_api(assistant: Assistant, access: Access, answering: Answering, conver
     @api.get("/documents", summary="The documents in the index")
     async def documents(all: Annotated[bool, Query(description="Also those removed from the index.")] = False,
                         _: ApiKey = asker) -> Any:
-        rows = await answering.run(lambda: known(assistant))
+        rows = await anyio.to_thread.run_sync(known, assistant)
         return {"documents": [document_json(r) for r in rows if all or r.state != "removed"]}
 
     @api.post("/documents/{doc_id:path}/withdraw", summary="Stop answering from a document (it stays indexed)")
@@ -174,7 +181,7 @@ def build_api(assistant: Assistant, access: Access, answering: Answering, conver
     @api.get("/documents/{doc_id:path}", summary="A document and its clauses")
     async def document(doc_id: str, _: ApiKey = asker) -> Any:
         await row(checked_id(doc_id))
-        found, clauses = await answering.run(lambda: assistant.document(doc_id))
+        found, clauses = await anyio.to_thread.run_sync(assistant.document, doc_id)
         return {**document_json(found), "clauses": [clause_json(c) for c in clauses]}
 
     @api.put("/documents/{doc_id:path}", summary="Publish a file as this document (replace=true to replace it)")
@@ -200,7 +207,7 @@ def build_api(assistant: Assistant, access: Access, answering: Answering, conver
             path = Path(folder) / f"{doc_id}{suffix}"
             path.write_bytes(await file.read())
             try:
-                summary, titles = await answering.run(
+                summary, titles = await index_work(
                     lambda: assistant.publish([Upload(path, path.name)], fields, replace=replace))
             except ReplaceNotConfirmed as e:
                 raise ApiError(409, f"{doc_id} is published already: {e.replacing[doc_id]}; send replace=true to "
@@ -213,7 +220,7 @@ def build_api(assistant: Assistant, access: Access, answering: Answering, conver
         return {"doc_id": doc_id, "title": titles.get(doc_id, ""), "summary": summary_json(summary)}
 
     async def row(doc_id: str) -> DocumentRow:
-        rows = await answering.run(lambda: known(assistant))
+        rows = await anyio.to_thread.run_sync(known, assistant)
         found = next((r for r in rows if r.doc_id == doc_id), None)
         if found is None:
             raise ApiError(404, f"no document {doc_id!r} in the index", "doc_id", "unknown_document")
@@ -222,7 +229,7 @@ def build_api(assistant: Assistant, access: Access, answering: Answering, conver
     async def change(action: str, doc_id: str, *args: str) -> Any:
         await row(checked_id(doc_id))
         try:
-            summary = await answering.run(lambda: getattr(assistant, action)(doc_id, *args))
+            summary = await index_work(lambda: getattr(assistant, action)(doc_id, *args))
         except AssistantError as e:
             raise refusal(e, "doc_id") from e
         after = await row(doc_id)
