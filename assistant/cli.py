@@ -19,6 +19,7 @@ from assistant.cli_help import SUBCOMMAND_METAVAR, Command, Group, examples, sho
 from assistant.config import Settings
 from assistant.console import configure_logging, with_progress
 from assistant.errors import AssistantError, InputTooLongError
+from assistant.ingest.records import KIND_NAMES
 
 app = typer.Typer(cls=Group, add_completion=False, no_args_is_help=True, subcommand_metavar=SUBCOMMAND_METAVAR,
                   help="政策解读助手：回答政策问题，并注明依据的具体条款。",
@@ -315,8 +316,6 @@ def docs_show(doc_id: DocId, index_dir: IndexDir = None) -> None:
     """文件的各条款，及答复引用它们时用的条款号。"""
     row, clauses = _assistant(index_dir).document(doc_id)
     meta = row.metadata
-    from assistant.ingest.records import KIND_NAMES
-
     kind = KIND_NAMES.get(meta.get("kind", ""), meta.get("kind", ""))
     typer.echo(f"《{meta.get('title', '').strip('《》')}》 {meta.get('doc_number', '')}\n"
                f"  {meta.get('status', '')} · {kind} · {_state_name(row.state)} · {row.clauses} 条 · {row.path}")

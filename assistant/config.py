@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from assistant.ingest.limits import Limits
@@ -216,8 +216,9 @@ class ApiKey(BaseModel):
                         "(`policy-assistant keys hash` prints it).")
     rate_limit_per_minute: int | None = Field(None, ge=1, description="Requests per minute; empty: api default.")
 
+    @model_validator(mode="before")
     @classmethod
-    def parse(cls, value: Any) -> Any:
+    def _compact(cls, value: Any) -> Any:
         """`name:scope:sha256` is accepted for an environment variable, as well as the object."""
         if isinstance(value, str) and value.count(":") == 2:
             name, scope, digest = value.split(":")
@@ -238,11 +239,6 @@ class ApiSettings(BaseModel):
                                     "this long idle; conversations live in the state store of wechat.state_backend.")
     model_name: str = Field("policy-assistant", pattern=r"^[\w.:-]{1,64}$",
                             description="The model id the OpenAI-compatible endpoint lists and answers as.")
-
-    @field_validator("keys", mode="before")
-    @classmethod
-    def _compact_keys(cls, value: Any) -> Any:
-        return [ApiKey.parse(v) for v in value] if isinstance(value, list) else value
 
 
 class Settings(BaseSettings):

@@ -13,7 +13,7 @@ from pathlib import Path
 import yaml
 
 from assistant.errors import AssistantError, CorpusError
-from assistant.index.registry import DocumentRow
+from assistant.index.registry import REMOVED, DocumentRow
 from assistant.ingest.limits import Limits, parse_bounded
 from assistant.ingest.loaders import FIELDS, SUFFIXES, load_document, split_front_matter
 from assistant.ingest.records import PolicyDocument
@@ -79,7 +79,6 @@ def read_uploads(found: list[Upload], fields: dict[str, str], limits: Limits, ma
     for upload in found:
         try:
             doc = load_document(upload.path, upload.path.parent, limits)
-            doc.doc_id = upload.doc_id
             for name, value in fields.items():
                 if value and value.strip():
                     setattr(doc, name, value.strip())
@@ -97,7 +96,7 @@ def read_uploads(found: list[Upload], fields: dict[str, str], limits: Limits, ma
 
 def replaced(rows: list[DocumentRow], corpus: Path, doc_ids: list[str]) -> dict[str, str]:
     """doc id → what publishing it would replace (a published document, or a file of that name in the corpus)."""
-    known = {r.doc_id: r for r in rows if r.state != "removed"}
+    known = {r.doc_id: r for r in rows if r.state != REMOVED}
     found = {}
     for doc_id in doc_ids:
         row = known.get(doc_id)

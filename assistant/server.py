@@ -106,7 +106,8 @@ def create_app(settings: Settings, assistant: Assistant | None = None) -> Any:
                           allowed_origins=web.allowed_origins, upload_folder=get_upload_folder(),
                           max_upload_folder_bytes=web.max_upload_folder_bytes)
     throttle = LoginThrottle(web.login_max_failures, web.login_max_account_failures, web.login_window_s)
-    app.add_middleware(Guard, mounts=mounts, settings=guard, throttle=throttle)
+    app.add_middleware(Guard, mounts=mounts, settings=guard, throttle=throttle,
+                       api_prefixes=tuple(door.path for door in doors))
     return app
 
 

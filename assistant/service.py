@@ -152,6 +152,15 @@ class Assistant:
     def document(self, doc_id: str) -> tuple[DocumentRow, list[Clause]]:
         return self.indexer.clauses(doc_id)
 
+    def row(self, doc_id: str) -> DocumentRow:
+        """A document as the registry knows it, without its clauses (`AssistantError` when there is none)."""
+        return self.indexer.document(doc_id)
+
+    def replacing(self, doc_ids: list[str]) -> dict[str, str]:
+        """doc id → what publishing it would replace: a published document, or a file of that name in the corpus."""
+        rows = self.documents() if self.has_index() else []
+        return replaced(rows, Path(self.settings.corpus_dir), doc_ids)
+
     def search(self, query: str, k: int = 5) -> Retrieval:
         """The `k` best clauses for a query, ranked and scored as answers rank them (no answer composed)."""
         query, _ = bound_input(query, (), self.settings.limits)
@@ -167,11 +176,10 @@ class Assistant:
         written when any file cannot be read (`PublishError` naming it). Returns the summary and doc id → title."""
         index = self.settings.index
         loaded = read_uploads(uploads, fields or {}, index.limits(), index.max_clause_chars)
-        corpus = Path(self.settings.corpus_dir)
-        rows = self.documents() if self.has_index() else []
-        replacing = replaced(rows, corpus, [u.doc_id for u, _, _ in loaded])
+        replacing = self.replacing([u.doc_id for u, _, _ in loaded])
         if replacing and not replace:
             raise ReplaceNotConfirmed(replacing)
+        corpus = Path(self.settings.corpus_dir)
         corpus.mkdir(parents=True, exist_ok=True)
         for upload, doc, front in loaded:
             write_markdown(doc, front, corpus, upload)
@@ -181,8 +189,7 @@ class Assistant:
     def set_status(self, doc_id: str, status: str, replaced_by: str = "") -> IndexSummary:
         """Change a published document's status (已废止, …) in its corpus file and publish it; nothing is
         re-embedded. Answers citing it then carry a warning."""
-        row = self.document(doc_id)[0]
-        return self.reindex([write_status(row, status, replaced_by, self.settings.index.limits())])
+        return self.reindex([write_status(self.row(doc_id), status, replaced_by, self.settings.index.limits())])
 
     def withdraw(self, doc_id: str) -> IndexSummary:
         return self.indexer.withdraw(doc_id)

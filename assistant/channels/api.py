@@ -19,7 +19,7 @@ from assistant.answer.records import Answer, reference
 from assistant.channels.api_support import Access, Answering, ApiError, Conversations, install_errors, refusal
 from assistant.config import ApiKey
 from assistant.conversation import Conversation
-from assistant.errors import AssistantError
+from assistant.errors import AssistantError, IndexNotBuiltError
 from assistant.index.build import IndexSummary
 from assistant.index.registry import DocumentRow
 from assistant.ingest.loaders import SUFFIXES
@@ -180,8 +180,7 @@ def build_api(assistant: Assistant, access: Access, answering: Answering, conver
 
     @api.get("/documents/{doc_id:path}", summary="A document and its clauses")
     async def document(doc_id: str, _: ApiKey = asker) -> Any:
-        await row(checked_id(doc_id))
-        found, clauses = await anyio.to_thread.run_sync(assistant.document, doc_id)
+        found, clauses = await known_document(assistant.document, checked_id(doc_id))
         return {**document_json(found), "clauses": [clause_json(c) for c in clauses]}
 
     @api.put("/documents/{doc_id:path}", summary="Publish a file as this document (replace=true to replace it)")
@@ -219,20 +218,22 @@ def build_api(assistant: Assistant, access: Access, answering: Answering, conver
         log.info("api: key %r published %s (generation %s)", key.name, doc_id, summary.generation)
         return {"doc_id": doc_id, "title": titles.get(doc_id, ""), "summary": summary_json(summary)}
 
-    async def row(doc_id: str) -> DocumentRow:
-        rows = await anyio.to_thread.run_sync(known, assistant)
-        found = next((r for r in rows if r.doc_id == doc_id), None)
-        if found is None:
-            raise ApiError(404, f"no document {doc_id!r} in the index", "doc_id", "unknown_document")
-        return found
+    async def known_document(read: Callable[[str], Any], doc_id: str) -> Any:
+        """What `read` gives for a document of the index; 404 when there is none of that id."""
+        try:
+            return await anyio.to_thread.run_sync(read, doc_id)
+        except IndexNotBuiltError as e:
+            raise refusal(e) from e
+        except AssistantError as e:
+            raise ApiError(404, f"no document {doc_id!r} in the index", "doc_id", "unknown_document") from e
 
     async def change(action: str, doc_id: str, *args: str) -> Any:
-        await row(checked_id(doc_id))
+        await known_document(assistant.row, checked_id(doc_id))
         try:
             summary = await index_work(lambda: getattr(assistant, action)(doc_id, *args))
         except AssistantError as e:
             raise refusal(e, "doc_id") from e
-        after = await row(doc_id)
+        after = await known_document(assistant.row, doc_id)
         return {"doc_id": doc_id, "state": after.state, "status": after.metadata.get("status", ""),
                 "summary": summary_json(summary)}
 

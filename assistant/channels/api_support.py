@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from assistant.answer.records import Answer
+from assistant.channels.guard import error_body
 from assistant.channels.keys import KeyStore, RateLimiter, allows
 from assistant.channels.wechat.state import WeChatState
 from assistant.config import ApiKey, ApiSettings
@@ -24,11 +25,6 @@ from assistant.errors import AssistantError, IndexNotBuiltError, InputTooLongErr
 from assistant.service import Assistant
 
 log = logging.getLogger(__name__)
-
-_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error", 404: "not_found_error",
-          405: "invalid_request_error", 409: "conflict_error", 413: "invalid_request_error",
-          415: "invalid_request_error", 422: "invalid_request_error", 429: "rate_limit_error",
-          503: "service_unavailable"}
 
 
 class ApiError(HTTPException):
@@ -40,14 +36,8 @@ class ApiError(HTTPException):
         self.message, self.param, self.code = message, param, code
 
 
-def error_body(status: int, message: str, param: str | None = None, code: str | None = None) -> dict[str, Any]:
-    """The error object, shaped as OpenAI's API shapes it (its clients read it), for every door."""
-    return {"error": {"message": message, "type": _TYPES.get(status, "api_error"), "param": param,
-                      "code": code or _TYPES.get(status, "api_error")}}
-
-
 def install_errors(app: FastAPI) -> None:
-    """Every refusal of `app` as a JSON error naming the field; a failure of ours is a logged 500 with no detail."""
+    """Every refusal of `app` (ours, FastAPI's validation, Starlette's 404/405) as a JSON error naming the field."""
 
     @app.exception_handler(ApiError)
     async def api_error(_: Request, e: ApiError) -> JSONResponse:

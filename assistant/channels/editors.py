@@ -31,7 +31,6 @@ from assistant.publishing import (
     Upload,
     check_uploads,
     read_uploads,
-    replaced,
 )
 from assistant.service import Assistant
 
@@ -87,7 +86,6 @@ def build_editors(assistant: Assistant, feedback: FeedbackStore,
     settings = assistant.settings
 
     limits, max_chars = settings.index.limits(), settings.index.max_clause_chars
-    corpus = Path(settings.corpus_dir)
 
     def read(files: Any, values: tuple[str, ...]) -> list[tuple[Upload, PolicyDocument, dict[str, object]]]:
         try:
@@ -97,8 +95,7 @@ def build_editors(assistant: Assistant, feedback: FeedbackStore,
 
     def preview(files: Any, *values: Any) -> tuple[Any, ...]:
         loaded = read(files, values[:-1])
-        rows = assistant.documents() if assistant.has_index() else []
-        replacing = replaced(rows, corpus, [u.doc_id for u, _, _ in loaded])
+        replacing = assistant.replacing([u.doc_id for u, _, _ in loaded])
         shown = preview_html([doc for _, doc, _ in loaded], replacing, max_chars)
         if len(loaded) != 1:  # several files: each keeps what it says itself
             return (shown, *[gr.update() for _ in INFERRED])
@@ -108,7 +105,7 @@ def build_editors(assistant: Assistant, feedback: FeedbackStore,
     def row_of(doc_id: str) -> DocumentRow | None:
         """The registry's row of a document (None when there is none, or the index cannot be read)."""
         try:
-            return next((r for r in assistant.documents() if r.doc_id == doc_id.strip()), None)
+            return assistant.row(doc_id.strip())
         except AssistantError:
             return None
 

@@ -69,7 +69,7 @@ class Guard:
 
     def __init__(self, app: ASGIApp, mounts: list[Mount], settings: GuardSettings, throttle: LoginThrottle,
                  open_paths: tuple[str, ...] = ("/healthz", "/wechat"),
-                 api_prefixes: tuple[str, ...] = ("/api/v1", "/v1", "/mcp")) -> None:
+                 api_prefixes: tuple[str, ...] = ()) -> None:
         self.app = app
         self.mounts = sorted(mounts, key=lambda m: len(m.prefix), reverse=True)
         self.settings = settings
@@ -89,7 +89,7 @@ class Guard:
         if method in _UNSAFE and not self._same_origin(scope):
             log.warning("refused a cross-origin %s %s from %s (Origin %s)", method, path, _client(scope),
                         _header(scope, "origin"))
-            await _respond(send, 403, {"error": "cross-origin request refused"})
+            await respond(send, 403, {"error": "cross-origin request refused"})
             return
         if any(path == p or path.startswith(p + "/") for p in self.api_prefixes):
             await self._api(scope, receive, send, path, method)
@@ -100,10 +100,10 @@ class Guard:
             return
         rest = path[len(mount.prefix):] or "/"
         if mount.prefix and path == mount.prefix:  # /editors → /editors/
-            await _respond(send, 307, None, [(b"location", (mount.prefix + "/").encode())])
+            await respond(send, 307, None, [(b"location", (mount.prefix + "/").encode())])
             return
         if _NEVER.search(rest) or (not mount.uploads and _FILES.search(rest)):
-            await _respond(send, 403, {"error": "not available"})
+            await respond(send, 403, {"error": "not available"})
             return
         if rest.rstrip("/") == "/login" and method == "POST":
             await self._login(scope, receive, send)
@@ -112,30 +112,28 @@ class Guard:
             if method == "GET" and rest == "/":
                 await _respond_html(send, _login_page(mount.title))
             else:
-                await _respond(send, 401, {"error": "Not authenticated"})
+                await respond(send, 401, {"error": "Not authenticated"})
             return
         uploading = rest == "/gradio_api/upload"
         if uploading and self._upload_folder_full():
             log.warning("refused an upload: the upload folder %s is full", self.settings.upload_folder)
-            await _respond(send, 507, {"error": "the upload cache is full; try again later"})
+            await respond(send, 507, {"error": "the upload cache is full; try again later"})
             return
         limit = self.settings.max_upload_bytes if uploading else self.settings.max_request_bytes
         body = await _read_body(scope, receive, limit)
         if body is None:
-            await _respond(send, 413, {"error": f"request body over {limit:,} bytes"})
+            await respond(send, 413, {"error": f"request body over {limit:,} bytes"})
             return
         await self.app(scope, _replay(body, receive), send)
 
     async def _api(self, scope: Scope, receive: Receive, send: Send, path: str, method: str) -> None:
-        """The doors for other systems check their own keys; here their bodies are bounded (a published document
-        by the upload limit)."""
+        """The doors for other systems (`api_prefixes`) check their own keys; here their bodies are bounded (a
+        published document by the upload limit)."""
         publishing = method == "PUT" and path.startswith("/api/v1/documents/")
         limit = self.settings.max_api_upload_bytes if publishing else self.settings.max_request_bytes
         body = await _read_body(scope, receive, limit)
         if body is None:
-            await _respond(send, 413, {"error": {"message": f"request body over {limit:,} bytes",
-                                                 "type": "invalid_request_error", "param": None,
-                                                 "code": "too_large"}})
+            await respond(send, 413, error_body(413, f"request body over {limit:,} bytes", code="too_large"))
             return
         await self.app(scope, _replay(body, receive), send)
 
@@ -165,14 +163,14 @@ class Guard:
         each failure is logged (never the password) and answered after a short delay."""
         body = await _read_body(scope, receive, 4096)
         if body is None:
-            await _respond(send, 413, {"error": "login form too large"})
+            await respond(send, 413, {"error": "login form too large"})
             return
         account = (parse_qs(body.decode("utf-8", "replace")).get("username") or [""])[0].strip()[:100]
         client = _client(scope)
         wait = self.throttle.retry_after(client, account)
         if wait > 0:
             log.warning("login refused for %r from %s: too many failed attempts (%.0f s left)", account, client, wait)
-            await _respond(send, 429, {"error": "too many failed logins; try again later"},
+            await respond(send, 429, {"error": "too many failed logins; try again later"},
                            [(b"retry-after", str(int(wait) + 1).encode())])
             return
         status: list[int] = []
@@ -250,7 +248,20 @@ def _client(scope: Scope) -> str:
     return str(client[0]) if client else "?"
 
 
-async def _respond(send: Send, status: int, payload: Any, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+# the error types of the doors for other systems, as OpenAI's API names them (its clients read them)
+API_ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
+                   404: "not_found_error", 405: "invalid_request_error", 409: "conflict_error",
+                   413: "invalid_request_error", 415: "invalid_request_error", 422: "invalid_request_error",
+                   429: "rate_limit_error", 503: "service_unavailable"}
+
+
+def error_body(status: int, message: str, param: str | None = None, code: str | None = None) -> dict[str, Any]:
+    """The error object of the doors for other systems (/api/v1, /v1, /mcp), shaped as OpenAI's API shapes it."""
+    return {"error": {"message": message, "type": API_ERROR_TYPES.get(status, "api_error"), "param": param,
+                      "code": code or API_ERROR_TYPES.get(status, "api_error")}}
+
+
+async def respond(send: Send, status: int, payload: Any, headers: list[tuple[bytes, bytes]] | None = None) -> None:
     body = json.dumps(payload, ensure_ascii=False).encode() if payload is not None else b""
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),

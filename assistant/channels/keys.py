@@ -13,6 +13,8 @@ from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from assistant.config import ApiKey, ApiSettings
 from assistant.errors import AssistantError
 
@@ -38,7 +40,9 @@ class KeyStore:
         self.path = Path(state_dir) / KEYS_FILE
         self.configured = {k.sha256: k for k in configured or []}
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self, create: bool = True) -> sqlite3.Connection:
+        if not create:  # a read on every request: the table is there when the file is
+            return sqlite3.connect(self.path, timeout=10)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(self.path, timeout=10)
         db.execute("CREATE TABLE IF NOT EXISTS keys (name TEXT PRIMARY KEY, scope TEXT NOT NULL, sha256 TEXT NOT NULL "
@@ -54,7 +58,7 @@ class KeyStore:
             return self.configured[hashed]
         if not self.path.exists():
             return None
-        with closing(self._connect()) as db:
+        with closing(self._connect(create=False)) as db:
             row = db.execute("SELECT name, scope, sha256, rate_limit_per_minute FROM keys WHERE sha256 = ?",
                              (hashed,)).fetchone()
         return ApiKey(name=row[0], scope=row[1], sha256=row[2], rate_limit_per_minute=row[3]) if row else None
@@ -65,8 +69,9 @@ class KeyStore:
         try:
             record = ApiKey(name=name, scope=scope, sha256=digest(key),  # type: ignore[arg-type]
                             rate_limit_per_minute=rate_limit_per_minute)
-        except ValueError as e:
-            raise AssistantError(f"invalid key: {e.errors()[0]['loc'][0]} {e.errors()[0]['msg']}",  # type: ignore[attr-defined]
+        except ValidationError as e:
+            first = e.errors()[0]
+            raise AssistantError(f"invalid key: {first['loc'][0]} {first['msg']}",
                                  "name: letters, digits, '.', '-' or '_'; scope: ask or publish") from e
         if any(k.name == name for k in self.configured.values()):
             raise AssistantError(f"a key named {name!r} is configured in POLICY_ASSISTANT_API__KEYS",

@@ -4,7 +4,6 @@ HTTP at /mcp behind the API keys."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -12,7 +11,8 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 
 from assistant.channels.api import clause_json, document_json
-from assistant.channels.api_support import Access, Answering, ApiError, error_body
+from assistant.channels.api_support import Access, Answering, ApiError
+from assistant.channels.guard import error_body, respond
 from assistant.errors import AssistantError
 from assistant.service import Assistant
 
@@ -75,11 +75,8 @@ class Keyed:
                 if scope["method"] != "POST":  # stateless: no stream to GET, no session to DELETE
                     raise ApiError(405, "send MCP requests with POST", None, "method_not_allowed", {"Allow": "POST"})
             except ApiError as e:
-                body = json.dumps(error_body(e.status_code, e.message, e.param, e.code)).encode()
-                extra = [(k.lower().encode(), v.encode()) for k, v in (e.headers or {}).items()]
-                await send({"type": "http.response.start", "status": e.status_code,
-                            "headers": [(b"content-type", b"application/json"), *extra]})
-                await send({"type": "http.response.body", "body": body})
+                await respond(send, e.status_code, error_body(e.status_code, e.message, e.param, e.code),
+                              [(k.lower().encode(), v.encode()) for k, v in (e.headers or {}).items()])
                 return
         await self.app(scope, receive, send)
 

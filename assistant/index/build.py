@@ -196,6 +196,11 @@ class Indexer:
         with closing(self._registry()) as registry:
             return list(registry.documents().values())
 
+    def document(self, doc_id: str) -> DocumentRow:
+        """A document's row (`AssistantError` when the index has none of that id)."""
+        with closing(self._registry()) as registry:
+            return self._document(registry, doc_id)
+
     def clauses(self, doc_id: str) -> tuple[DocumentRow, list[Clause]]:
         """A document and its clauses as parsed (the preview editors check before publishing)."""
         with closing(self._registry()) as registry:
