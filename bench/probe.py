@@ -17,65 +17,10 @@ import json
 import sys
 import time
 import zipfile
-from collections.abc import Callable
 from typing import Any
 
 import httpx
-
-Result = tuple[bool, str]  # (held, what was seen)
-CHECKS: list[tuple[str, str, Callable[..., Result]]] = []
-
-
-def check(number: str, name: str) -> Callable[[Callable[..., Result]], Callable[..., Result]]:
-    def register(fn: Callable[..., Result]) -> Callable[..., Result]:
-        CHECKS.append((number, name, fn))
-        return fn
-    return register
-
-
-def call(client: httpx.Client, base: str, endpoint: str, data: list[Any], timeout: float = 120) -> tuple[str, Any]:
-    """A Gradio endpoint called as its JS client does: ('complete' | 'error' | 'http <code>', data). Inputs not
-    given are filled with empty values (the form fields of the editors' page)."""
-    info = client.get(f"{base}/gradio_api/info", timeout=timeout)
-    if info.status_code == 200 and f"/{endpoint}" in info.json().get("named_endpoints", {}):
-        parameters = info.json()["named_endpoints"][f"/{endpoint}"]["parameters"]
-        data = data + [False if p.get("component") == "Checkbox" else "" for p in parameters[len(data):]]
-    started = client.post(f"{base}/gradio_api/call/{endpoint}", json={"data": data}, timeout=timeout)
-    if started.status_code != 200:
-        return f"http {started.status_code}", started.text[:200]
-    event_id = started.json()["event_id"]
-    stream = client.get(f"{base}/gradio_api/call/{endpoint}/{event_id}", timeout=timeout).text
-    for event in ("complete", "error"):
-        if f"event: {event}" in stream:
-            payload = stream.split(f"event: {event}", 1)[1].split("data:", 1)[1].strip().splitlines()[0]
-            return event, json.loads(payload)
-    return "unknown", stream[:200]
-
-
-def upload(client: httpx.Client, base: str, name: str, content: bytes) -> tuple[int, Any]:
-    response = client.post(f"{base}/gradio_api/upload", files={"files": (name, content)}, timeout=120)
-    return response.status_code, (response.json() if response.status_code == 200 else response.text[:200])
-
-
-def file_data(path: str, name: str = "") -> dict[str, Any]:
-    return {"path": path, "orig_name": name or path.rsplit("/", 1)[-1], "meta": {"_type": "gradio.FileData"}}
-
-
-def urls_in(data: Any) -> list[str]:
-    """Every `url` field inside a Gradio payload."""
-    found: list[str] = []
-    if isinstance(data, dict):
-        if isinstance(data.get("url"), str):
-            found.append(data["url"])
-        for value in data.values():
-            found += urls_in(value)
-    elif isinstance(data, list):
-        for value in data:
-            found += urls_in(value)
-    return found
-
-
-POLICY = "探测用文件\n\n第一条　本条用于安全探测。\n\n第二条　本条也用于安全探测。\n"
+from probe_kit import CHECKS, POLICY, Result, call, check, file_data, login, upload, urls_in
 
 
 # 1. anonymous file read -------------------------------------------------------------------------------------------
@@ -328,16 +273,9 @@ def doors_without_a_key(base: str, **_: Any) -> Result:
     return True, f"{len(tries)} requests, each 401"
 
 
-def login(base: str, credentials: str) -> httpx.Client:
-    username, _, password = credentials.partition(":")
-    client = httpx.Client()
-    response = client.post(f"{base}/editors/login", data={"username": username, "password": password})
-    if response.status_code != 200:
-        sys.exit(f"editor login failed: {response.status_code} {response.text[:100]}")
-    return client
-
-
 def main() -> None:
+    import probe_access, probe_limits, probe_publish, probe_stall  # noqa: F401 (their checks register themselves)
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("base", help="the server's base URL, e.g. http://127.0.0.1:7860")
     parser.add_argument("--editor", default="", help="USERNAME:PASSWORD of an editor account")
@@ -345,6 +283,7 @@ def main() -> None:
     parser.add_argument("--server-file", default="README.md",
                         help="a text file on the server that editors must not be able to publish by naming it "
                         "(relative to the server's working directory)")
+    parser.add_argument("--api-key", default="", help="an API key with the publish scope, for the doors' checks")
     parser.add_argument("--only", default="", help="comma-separated item numbers to run, e.g. 1,2,7")
     args = parser.parse_args()
     base = args.base.rstrip("/")
@@ -353,11 +292,12 @@ def main() -> None:
     chosen = [c for c in CHECKS if not args.only or c[0] in args.only.split(",")]
     for number, name, fn in chosen:
         try:
-            held, seen = fn(base, editor=editor, wechat_token=args.wechat_token, server_file=args.server_file)
+            held, seen = fn(base, editor=editor, wechat_token=args.wechat_token, server_file=args.server_file,
+                            api_key=args.api_key)
         except httpx.HTTPError as e:
             held, seen = False, f"{e.__class__.__name__}: {e}"
         broken += not held
-        print(f"{'held  ' if held else 'BROKEN'}  {number:>2}  {name}  — {seen}", flush=True)
+        print(f"{'held  ' if held else 'BROKEN'}  {number:>5}  {name}  — {seen}", flush=True)
     print(f"{len(chosen) - broken} held, {broken} broken")
     sys.exit(broken)
 

@@ -1,0 +1,3 @@
+"""Probe checks: the server, the chat queue and anonymous writes are bounded."""
+
+from __future__ import annotations
