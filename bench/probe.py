@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import io
-import json
 import sys
 import time
 import zipfile
@@ -274,7 +273,11 @@ def doors_without_a_key(base: str, **_: Any) -> Result:
 
 
 def main() -> None:
-    import probe_access, probe_limits, probe_publish, probe_stall  # noqa: F401 (their checks register themselves)
+    # each module's checks register themselves
+    import probe_access  # noqa: F401
+    import probe_limits  # noqa: F401
+    import probe_publish  # noqa: F401
+    import probe_stall  # noqa: F401
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("base", help="the server's base URL, e.g. http://127.0.0.1:7860")
