@@ -40,3 +40,11 @@ class ModelError(AssistantError):
 
 class InputTooLongError(AssistantError):
     """A question or conversation over the configured limits; `message` is the text shown to the asker."""
+
+
+class MissingToolError(CorpusError):
+    """A file needs an optional system tool that is not installed (`tool`: its command, e.g. `tesseract`)."""
+
+    def __init__(self, path: str, reason: str, tool: str, hint: str = "") -> None:
+        super().__init__(path, reason, hint)
+        self.tool = tool

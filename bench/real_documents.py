@@ -136,7 +136,7 @@ def check(expected: dict) -> dict:  # type: ignore[type-arg]
     try:
         doc = load_document(file, REAL)
     except CorpusError as e:
-        return {"file": file.name, "error": str(e)}
+        return {"file": file.name, "error": str(e), "missing_tool": getattr(e, "tool", "")}
     clauses = parse_clauses(doc)
     labels = unit_labels(clauses)
     joined = reconstructed(clauses)

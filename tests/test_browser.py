@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
 import pytest
 
 from tests.test_web import editors_server, server  # noqa: F401 (the apps on loopback ports)
+from tests.tools import require
 
 pytestmark = pytest.mark.slow
-CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 # English once left in our own strings: document states and buttons, score headers, eval keys
@@ -40,15 +39,11 @@ ANSWERED = """([question, replies]) => {
 
 @pytest.fixture(scope="module")
 def browser():  # type: ignore[no-untyped-def]
-    if not Path(CHROMIUM).exists():
-        why = f"{CHROMIUM} is missing: install Debian's chromium (`apt-get install chromium`; .ci/run does)"
-        if os.environ.get("POLICY_ASSISTANT_TEST_REQUIRE_BROWSER"):
-            pytest.fail(why)
-        pytest.skip(why)
+    chromium = require("chromium")  # Debian's /usr/bin/chromium
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        browser = playwright.chromium.launch(executable_path=chromium, args=FLAGS)
         yield browser
         browser.close()
 

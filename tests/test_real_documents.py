@@ -4,20 +4,21 @@ lost and no page chrome left, against structures written down by reading each do
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import sys
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import ROOT
+from tests.tools import require
 
 sys.path.insert(0, str(ROOT / "bench"))
 from real_documents import REAL, check  # noqa: E402  (the benchmark's own scoring)
 
 EXPECTED = sorted((REAL / "expected").glob("*.json"))
+# any of these files may need an optional tool (a scan needs Tesseract): .ci/run also runs them without the tools
+pytestmark = pytest.mark.optional_tool
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +38,8 @@ def test_the_corpus_is_real_and_varied():
 def test_title_number_and_clauses_are_read_as_written(expected: Path, results: dict):  # type: ignore[type-arg]
     name = json.loads(expected.read_text(encoding="utf-8"))["file"]
     row = results[name]
+    if row.get("missing_tool"):
+        require(row["missing_tool"])  # a scan is read only with Tesseract: its skip, or its failure in CI
     assert "error" not in row, row.get("error")
     assert row["title"], row["got_title"]
     assert row["doc_number"], row["got_doc_number"]
@@ -70,12 +73,7 @@ def _utf8(folder: Path, text: str) -> Path:
     return file
 
 
-# skipped without Tesseract, except in CI (.ci/run installs it and sets POLICY_ASSISTANT_TEST_REQUIRE_OCR)
-needs_tesseract = pytest.mark.skipif(shutil.which("tesseract") is None and not os.environ.get(
-    "POLICY_ASSISTANT_TEST_REQUIRE_OCR"), reason="tesseract is not installed (.ci/run installs it)")
-
-
-@needs_tesseract
+@pytest.mark.needs("tesseract")
 def test_a_scanned_pdf_is_read_by_ocr_and_its_clauses_labelled():
     import difflib
 
@@ -92,14 +90,15 @@ def test_a_scanned_pdf_is_read_by_ocr_and_its_clauses_labelled():
     assert [c.label for c in parse_clauses(doc, max_chars=10**6)][:2] == ["前言", "一、"]
 
 
-@needs_tesseract
+@pytest.mark.needs("tesseract")
+@pytest.mark.needs("font")
 def test_a_traditional_scan_is_read_with_the_traditional_model(tmp_path: Path):
     from PIL import Image, ImageDraw, ImageFont
 
     from assistant.ingest.loaders import load_document
 
     lines = (REAL / "tw-shangye-dengji.txt").read_text(encoding="utf-8").splitlines()[:14]
-    font = ImageFont.truetype("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc", 34)
+    font = ImageFont.truetype(require("font"), 34)
     page = Image.new("L", (1240, 1000), 255)
     draw = ImageDraw.Draw(page)
     for i, line in enumerate(lines):

@@ -12,7 +12,7 @@ import pytest
 from assistant.channels.wechat.state import SQLiteState, WeChatState
 
 
-@pytest.fixture(params=["sqlite", "redis"])
+@pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.needs("redis-server"))])
 def state(request: pytest.FixtureRequest, tmp_path: Path) -> WeChatState:
     if request.param == "sqlite":
         return SQLiteState(tmp_path / "wechat.sqlite3")

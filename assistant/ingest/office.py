@@ -11,7 +11,7 @@ import shutil
 import subprocess
 from collections import Counter
 
-from assistant.errors import CorpusError
+from assistant.errors import CorpusError, MissingToolError
 from assistant.ingest.limits import Limits, check_text
 from assistant.ingest.tables import table_row
 
@@ -161,7 +161,7 @@ def ocr_pdf(reader: object, name: str, limits: Limits) -> list[str]:
     either worse)."""
     binary = shutil.which("tesseract")
     if binary is None:
-        raise CorpusError(name, "no text layer", _OCR_HINT)
+        raise MissingToolError(name, "no text layer", "tesseract", _OCR_HINT)
     lines: list[str] = []
     size = 0
     for number, page in enumerate(reader.pages, 1):  # type: ignore[attr-defined]
