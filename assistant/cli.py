@@ -200,9 +200,9 @@ def evaluate(
     for row in run_eval(items, assistant.ask_traced):
         result.rows.append(row)
         if verbose:
-            outcome = "refused" if row["refused"] else f"rank {row['rank']}"
+            outcome = f"{row['outcome']} {_figure(row['confidence'])} rank {row['rank']}"
             read_as = f"（理解为：{row['asked']}）" if row.get("asked") else ""
-            typer.echo(f"{row['id']:>10} {row['kind']:<13} {outcome:<9} {row['question']}{read_as}  → {row['top']}")
+            typer.echo(f"{row['id']:>10} {row['kind']:<13} {outcome:<26} {row['question']}{read_as}  → {row['top']}")
             if row.get("missing_facts"):
                 typer.echo(f"{'':>10} missing facts {row['missing_facts']}: {row['answer']}")
     metrics = result.metrics()
@@ -211,9 +211,11 @@ def evaluate(
         return
     typer.echo(f"{file}: {metrics['questions']} questions "
                f"({metrics['answerable']} answerable, {metrics['out_of_corpus']} out of corpus)")
-    keys = ("hit@1", "hit@3", "hit@5", "mrr@5", "cited", "refusal_accuracy", "false_refusal_rate")
+    keys = ("hit@1", "hit@3", "hit@5", "mrr@5", "cited", "refusal_accuracy", "false_refusal_rate", "precision",
+            "coverage", "shown", "outside_answered")
     for key in keys:
         typer.echo(f"  {key:<19} {_figure(metrics[key])}")
+    typer.echo("  outcomes: " + ", ".join(f"{name} {count}" for name, count in metrics["outcomes"].items()))
     answers = ("fact_recall", "citation_precision", "median_body_chars", "heading_only", "forbidden_said")
     typer.echo("  " + ", ".join(f"{key} {_figure(metrics[key])}" for key in answers))
     if "turn_accuracy" in metrics:

@@ -74,8 +74,31 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "cited": share(answerable, lambda r: r.get("cited", False)),
         "refusal_accuracy": share(outside, lambda r: r["refused"]),
         "false_refusal_rate": share(answerable, lambda r: r["refused"]),
+        **outcome_metrics(answerable, outside),
         **answer_metrics(answerable),
         **turn_metrics(rows),
+    }
+
+
+def outcome_metrics(answerable: list[dict[str, Any]], outside: list[dict[str, Any]]) -> dict[str, Any]:
+    """How sure the answers are: the outcome mix; `precision`: an answer given as sure (`answered`) cites an
+    accepted clause first; `coverage`: answerable questions answered as sure; `shown`: answerable questions whose
+    accepted clause is the sure answer's first citation or one of the candidates offered; `outside_answered`:
+    out-of-corpus questions answered as sure."""
+    rows = answerable + outside
+    sure = [r for r in rows if r.get("outcome") == "answered"]
+
+    def share(group: list[dict[str, Any]], test: Callable[[dict[str, Any]], bool]) -> float | None:
+        return round(sum(1 for r in group if test(r)) / len(group), 4) if group else None
+
+    return {
+        "outcomes": {name: sum(1 for r in rows if r.get("outcome") == name)
+                     for name in ("answered", "candidates", "refused")},
+        "precision": share(sure, lambda r: r["kind"] == "answerable" and r.get("first_cited", False)),
+        "coverage": share(answerable, lambda r: r.get("outcome") == "answered"),
+        "shown": share(answerable, lambda r: (r.get("outcome") == "answered" and r.get("first_cited", False))
+                       or (r.get("outcome") == "candidates" and r.get("offered", False))),
+        "outside_answered": share(outside, lambda r: r.get("outcome") == "answered"),
     }
 
 
@@ -216,8 +239,12 @@ def run_eval(items: list[EvalItem], ask: Ask, kept_turns: int = 3) -> Iterator[d
             "turn": item.turn,
             "asked": answer.asked,
             "refused": answer.refused,
+            "outcome": answer.outcome,
+            "confidence": answer.confidence,
             "rank": first_hit(ranked, item.expect),
             "cited": first_hit([c.clause for c in answer.citations], item.expect) is not None,
+            "first_cited": bool(answer.citations) and first_hit([answer.citations[0].clause], item.expect) == 1,
+            "offered": first_hit([c.clause for c in answer.candidates], item.expect) is not None,
             "top": answer.citations[0].reference() if answer.citations else "",
             **judge_answer(item, answer),
         }

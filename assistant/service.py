@@ -5,22 +5,25 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from assistant.answer.extractive import compose
 from assistant.answer.generative import generate, make_model, rewrite
+from assistant.answer.offer import offer
+from assistant.answer.outcome import ANSWERED, CANDIDATES, decide
 from assistant.answer.records import Answer
 from assistant.config import LimitSettings, Settings
 from assistant.conversation import Conversation, Reading, Turn, read, turns
-from assistant.errors import IndexNotBuiltError, InputTooLongError
+from assistant.errors import AssistantError, IndexNotBuiltError, InputTooLongError
 from assistant.index.build import Indexer, IndexSummary, Progress
 from assistant.index.embedder import ClauseEmbedder, fingerprint_for, load_embedder
 from assistant.index.generations import MANIFEST, Manifest
 from assistant.index.registry import DocumentRow, VersionRow
 from assistant.ingest.records import Clause
 from assistant.publishing import ReplaceNotConfirmed, Upload, read_uploads, replaced, write_markdown, write_status
-from assistant.retrieve import Retrieval, Retriever
+from assistant.retrieve import Candidate, Retrieval, Retriever
 
 log = logging.getLogger(__name__)
 
@@ -104,12 +107,46 @@ class Assistant:
         question, history = bound_input(question, history, self.settings.limits)
         retriever = self.retriever
         reading = self.read(question, history)
-        answer = compose(reading.retrieval, self.settings.answer, retriever.lexical, retriever.neighbours, question)
-        if self.llm_enabled:
-            answer = generate(reading.asked, answer, reading.retrieval, self.settings.llm, self._chat_model(), on_text)
+        decision = decide(reading.retrieval, self.confidence_weights)
+        if decision.outcome == CANDIDATES:
+            answer = offer(reading.retrieval.question, decision, question)
+        else:
+            answer = compose(reading.retrieval, self.settings.answer, retriever.lexical, retriever.neighbours,
+                             question)
+            if self.llm_enabled and decision.outcome == ANSWERED:
+                answer = generate(reading.asked, answer, reading.retrieval, self.settings.llm, self._chat_model(),
+                                  on_text)
+            answer.confidence = decision.confidence
         answer.question = question
         answer.asked = reading.asked if reading.asked != question else ""
         return answer, reading.retrieval
+
+    def choose(self, question: str, clause_id: str, history: Conversation = (),
+               on_text: Callable[[str], None] | None = None) -> Answer:
+        """The cited answer from one clause the asker picked among the candidates offered for `question` (a
+        `candidates` answer's clause id): read as the question was, with that clause first."""
+        question, history = bound_input(question, history, self.settings.limits)
+        retriever = self.retriever
+        reading = self.read(question, history)
+        retrieval = reading.retrieval
+        picked = next((c for c in retrieval.candidates if c.clause.clause_id == clause_id), None)
+        if picked is None:
+            clause = retriever.neighbours([clause_id]).get(clause_id)
+            if clause is None:
+                raise AssistantError("所选条款已不在检索范围内，请重新提问。", "ask the question again")
+            picked = Candidate(clause, relevance=self.settings.retrieval.min_relevance)
+        chosen = replace(retrieval, candidates=[picked], relevant=True)
+        answer = compose(chosen, self.settings.answer, retriever.lexical, retriever.neighbours, question)
+        if self.llm_enabled:
+            answer = generate(reading.asked, answer, chosen, self.settings.llm, self._chat_model(), on_text)
+        answer.question = question
+        answer.asked = reading.asked if reading.asked != question else ""
+        return answer
+
+    @property
+    def confidence_weights(self) -> dict[str, float] | None:
+        """The confidence weights fitted for the model (None: `outcome.DEFAULT_WEIGHTS`)."""
+        return getattr(self.embedder, "confidence", None)
 
     def read(self, question: str, history: Conversation = ()) -> Reading:
         """How the question is read in its conversation (`conversation.read`: by rule, or with the LLM's rewrite

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from assistant.answer.sentences import strip_marker
 from assistant.ingest.records import Clause
 
 
@@ -12,6 +14,13 @@ def reference(clause: Clause) -> str:
     """《title》（文号） label — the way a person cites a clause."""
     number = f"（{clause.doc_number}）" if clause.doc_number else ""
     return f"《{clause.title.strip('《》')}》{number} {clause.label}".strip()
+
+
+def gist(clause: Clause, limit: int = 30) -> str:
+    """One line saying what a clause is about: the start of its first sentence, without its number."""
+    first = re.split(r"(?<=[。！？；;])", strip_marker(clause.text.strip()), maxsplit=1)[0]
+    text = re.sub(r"\s+", "", strip_marker(first.lstrip("问問：: 　")))
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 @dataclass
@@ -63,6 +72,15 @@ class Answer:
     checks: list[dict[str, Any]] = field(default_factory=list)  # generative: per citation
     fallback: str = ""  # why an LLM answer was not used, when the LLM is on
     asked: str = ""  # the standalone question retrieved with, when it differs (a follow-up)
+    # how sure (answer/outcome.py): "answered", "candidates" (no claim of its own; `candidates` numbered) or "refused"
+    outcome: str = ""
+    confidence: float | None = None  # the calibrated probability that the first clause answers the question
+    candidates: list[Citation] = field(default_factory=list)
+    chosen: int | None = None  # answered from the asker's pick of an earlier answer's candidates (1-based)
+
+    def __post_init__(self) -> None:
+        if not self.outcome:
+            self.outcome = "refused" if self.refused else "answered"
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -72,7 +90,13 @@ class Answer:
             "warnings": self.warnings,
             "citations": [c.to_json() for c in self.citations],
             "mode": self.mode,
+            "outcome": self.outcome,
+            "confidence": round(self.confidence, 4) if self.confidence is not None else None,
+            "candidates": [{**c.to_json(), "reference": c.reference(), "gist": gist(c.clause)}
+                           for c in self.candidates],
         }
+        if self.chosen is not None:
+            data["chosen"] = self.chosen
         if self.mode == "generative":
             data.update(verified=self.verified, checks=self.checks)
         if self.fallback:

@@ -35,6 +35,7 @@ class ClauseEmbedder(Embeddings):
         self._tokenizing = threading.Lock()  # a fast tokenizer is not safe to call from two threads at once
         self.judge: dict[str, float] | None = None  # relevance-judge weights fitted for this model's scores
         self.refusal: dict[str, float] | None = None  # …and the weights that decide a refusal from the head
+        self.confidence: dict[str, float] | None = None  # …and those of the confidence that the first clause answers
 
     @property
     def fingerprint(self) -> str:
@@ -220,6 +221,7 @@ def load_embedder(settings: IndexSettings) -> ClauseEmbedder:
 
         embedder.judge = tuned_model.meta().get("judge")
         embedder.refusal = tuned_model.meta().get("refusal")
+        embedder.confidence = tuned_model.meta().get("confidence")
     embedder.enable_direct_queries()
     return embedder
 

@@ -1,0 +1,168 @@
+"""How sure an answer is: `answered` (the cited answer), `candidates` (up to three numbered clauses, no claim of
+its own) or `refused` (nothing relevant), decided once from a calibrated confidence that the first clause
+answers the question."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from assistant.ingest.normalize import normalize
+from assistant.ingest.records import Clause
+from assistant.retrieve import JUDGED, Candidate, Retrieval, judge, logit, same_content
+
+ANSWERED, CANDIDATES, REFUSED = "answered", "candidates", "refused"
+OUTCOMES = (ANSWERED, CANDIDATES, REFUSED)
+MAX_CANDIDATES = 3
+# Without weights fitted for the model (the plain e5-small), the confidence weighs the head's judgment and how
+# far the first clause stands above its rival; `bench/fit_confidence.py` fits the tuned model's.
+DEFAULT_WEIGHTS = {"bias": -2.0, "answerable": 0.6, "margin": 0.8, "held": 2.0, "own_terms": 3.0, "rival_terms": -3.0,
+                   "figures_differ": -2.0, "place_conflict": -3.0, "answer_at": 0.5}
+# A rival within this many logits of relevance of the first clause is near-tied with it.
+NEAR_TIE = 1.0
+_RUN = re.compile(r"[\u3400-\u9fff\w]+")
+_FIGURE = re.compile(r"\d+(?:\.\d+)?%?|[零一二三四五六七八九十百千万两]+(?=[元年月日天个人倍万亿周小时公里米%])")
+_LEVEL = re.compile(r"(?:省|自治区|特别行政区|市|自治州|地区|盟|县|区|旗)$")
+# places that name the whole country: a national law answers for every place in it
+_NATIONAL = {"中华人民共和国", "中国", "全国", "国家"}
+
+
+@dataclass
+class Decision:
+    """The outcome, the confidence behind it, the clauses a `candidates` outcome offers, and the evidence."""
+
+    outcome: str
+    confidence: float
+    candidates: list[Candidate] = field(default_factory=list)
+    evidence: dict[str, float] = field(default_factory=dict)
+
+
+def decide(retrieval: Retrieval, weights: dict[str, float] | None = None) -> Decision:
+    """`refused` when nothing is relevant; `answered` when the confidence that the first clause answers the
+    question reaches the weights' `answer_at`; else `candidates`, the best distinct clauses of the head."""
+    head = retrieval.candidates[:JUDGED]
+    if not retrieval.relevant or not head:
+        return Decision(REFUSED, 0.0)
+    w = weights or DEFAULT_WEIGHTS
+    facts = confidence_evidence(retrieval)
+    confidence = judge(facts, {k: v for k, v in w.items() if k != "answer_at"})
+    if head[0].relevance >= 1.0:  # the question names a 文号 that this clause carries or cites
+        confidence = 1.0
+    if confidence >= w.get("answer_at", 0.5):
+        return Decision(ANSWERED, confidence, [], facts)
+    return Decision(CANDIDATES, confidence, distinct(head)[:MAX_CANDIDATES], facts)
+
+
+def confidence_evidence(retrieval: Retrieval) -> dict[str, float]:
+    """What the confidence weighs: the head's judgment (is anything here the answer), the first clause's
+    relevance, its margin over the best clause that would be a different answer (`rival`), the share of the
+    question's text that stands in the first clause (`held`), and that stands in it and not in the rival (and the
+    reverse), whether the two
+    state different figures while the question does not tell them apart, and whether the question names a place
+    that the first clause's document does not, while that document names another."""
+    head = retrieval.candidates[:JUDGED]
+    top = head[0]
+    rival = rival_of(head)
+    top_logit = logit(top.relevance, 1e-6)
+    answerable = logit(retrieval.answerable, 1e-6) if retrieval.answerable is not None else top_logit
+    question = retrieval.normalized
+    own = their = 0.0
+    differ = 0.0
+    if rival is not None:
+        margin = min(top_logit - logit(rival.relevance, 1e-6), 8.0)
+        own, their = distinct_share(question, _text(top.clause), _text(rival.clause))
+        near = margin < NEAR_TIE
+        differ = float(near and own == 0 and _figures(top.clause) != _figures(rival.clause)
+                       and bool(_figures(top.clause)) and bool(_figures(rival.clause)))
+    else:
+        margin = 8.0
+    held, _ = distinct_share(question, _text(top.clause), "")
+    return {"answerable": max(min(answerable, 10.0), -10.0), "top_logit": max(min(top_logit, 10.0), -10.0),
+            "margin": margin, "held": held, "own_terms": own, "rival_terms": their, "figures_differ": differ,
+            "place_conflict": float(place_conflict(question, top.clause))}
+
+
+def rival_of(head: list[Candidate]) -> Candidate | None:
+    """The best candidate after the first that would be a different answer: not the first clause's
+    interpretation or the clause it interprets, and not the same text in another version."""
+    top = head[0].clause
+    for candidate in head[1:]:
+        if not _same_answer(top, candidate.clause):
+            return candidate
+    return None
+
+
+def distinct(head: list[Candidate]) -> list[Candidate]:
+    """The head without candidates that would be the same answer as one before them."""
+    kept: list[Candidate] = []
+    for candidate in head:
+        if not any(_same_answer(k.clause, candidate.clause) for k in kept):
+            kept.append(candidate)
+    return kept
+
+
+def _same_answer(one: Clause, other: Clause) -> bool:
+    return (one.clause_id in other.refers_to or other.clause_id in one.refers_to
+            or same_content(one, other) or same_content(other, one))
+
+
+def distinct_share(question: str, mine: str, theirs: str) -> tuple[float, float]:
+    """The share of the question's characters covered by stretches of its text (two characters or more) that
+    stand in `mine` and not in `theirs`, and the reverse: a term such as 煤改电 tells 二、（一） from 二、（二） whole,
+    however a tokenizer would split it."""
+    runs = _RUN.findall(question)
+    total = sum(len(run) for run in runs)
+    if not total:
+        return 0.0, 0.0
+    return _covered(runs, mine, theirs) / total, _covered(runs, theirs, mine) / total
+
+
+def _covered(runs: list[str], inside: str, outside: str) -> int:
+    covered = 0
+    for run in runs:
+        marks = [False] * len(run)
+        for i in range(len(run)):
+            for j in range(min(len(run), i + 8), i + 1, -1):  # the longest stretch from i first
+                piece = run[i:j]
+                if piece in inside:
+                    if piece not in outside:
+                        marks[i:j] = [True] * (j - i)
+                    break
+        covered += sum(marks)
+    return covered
+
+
+@lru_cache(maxsize=4096)
+def _normalized(text: str) -> str:
+    return normalize(text)
+
+
+def _text(clause: Clause) -> str:
+    return _normalized(f"{clause.heading}{clause.text}")
+
+
+def _figures(clause: Clause) -> frozenset[str]:
+    return frozenset(_FIGURE.findall(_text(clause)))
+
+
+def place_conflict(question: str, clause: Clause) -> bool:
+    """The question names a place (深圳市, 海淀区) that the clause's document does not mention, while the
+    document's title or issuer names a place of its own: a 上海市 regulation does not answer for 深圳."""
+    asked = places(question)
+    if not asked:
+        return False
+    document = _normalized(f"{clause.title}{clause.metadata.get('issuer', '')}")
+    if not places(document):
+        return False
+    text = document + _text(clause)
+    return not any(_LEVEL.sub("", place) in text for place in asked)
+
+
+@lru_cache(maxsize=4096)
+def places(text: str) -> frozenset[str]:
+    """The place names in a text (jieba's part of speech `ns`), without those that name the whole country."""
+    import jieba.posseg
+
+    return frozenset(w.word for w in jieba.posseg.cut(text) if w.flag == "ns" and len(w.word) >= 2
+                     and w.word not in _NATIONAL)
