@@ -25,7 +25,7 @@ _PORTAL_KEYS = {
     "索引号": "index_number", "索引號": "index_number", "主题分类": "category", "主題分類": "category",
     "主题词": "keywords", "主題詞": "keywords", "有效性": "validity", "时效": "validity", "生成日期": "",
     "公文种类": "genre", "公文種類": "genre", "体裁分类": "", "组配分类": "", "信息来源": "", "来源": "",
-    "浏览次数": "", "访问量": "", "作者": "",
+    "浏览次数": "", "访问量": "", "作者": "", "公开方式": "", "公開方式": "",
     "修正日期": "published", "修訂日期": "published", "生效狀態": "validity", "生效状态": "validity",
     "法規類別": "category", "法规类别": "category", "廢止日期": "repealed", "施行日期": "effective",
 }
@@ -200,7 +200,7 @@ def _title_lines(lines: list[str], candidates: list[int], known: str) -> list[in
 
 def _first_half(line: str) -> bool:
     return (0 < len(line) <= 40 and not _SENTENCE_END.search(line) and not _TITLE_END.search(line)
-            and not _FLAG.match(line) and not re.search(r"[，,：:]$", line))
+            and not _FLAG.match(line) and row_cells(line) is None and not re.search(r"[，,：:]$", line))
 
 
 def _is_addressee(line: str) -> bool:
