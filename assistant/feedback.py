@@ -53,8 +53,18 @@ class FeedbackStore:
         out = io.StringIO()
         writer = csv.DictWriter(out, fieldnames=COLUMNS)
         writer.writeheader()
-        writer.writerows(self.rows())
+        writer.writerows({key: spreadsheet_cell(value) for key, value in row.items()} for row in self.rows())
         return "\ufeff" + out.getvalue()
+
+
+# a cell starting with one of these is a formula to Excel, WPS and LibreOffice (OWASP, "CSV Injection")
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_cell(value: Any) -> Any:
+    """`value` as a spreadsheet program shows it without running it: text that would start a formula gets a
+    leading single quote (anonymous questions and comments reach the editors' spreadsheet)."""
+    return "'" + value if isinstance(value, str) and value.startswith(_FORMULA_START) else value
 
 
 def answer_record(answer: Any) -> str:
