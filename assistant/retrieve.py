@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from assistant.config import Settings
+from assistant.discern import clause_text, distinct_share
 from assistant.errors import AssistantError
 from assistant.index.build import passage_text
 from assistant.index.embedder import ClauseEmbedder
@@ -37,6 +38,10 @@ JUDGED = 20
 # that small is below what the int8 model resolves (floating-point kernels differ across CPUs), so a tie is
 # ordered by rule (`tie_order`), never by the digits.
 TIE_LOGIT = 0.02
+# A rival within this many logits of relevance of the best clause is near-tied with it (`near_tied`); a near
+# twin of it (most of their text the same), within this many.
+NEAR_TIE = 1.0
+TWIN_TIE = 4.0
 # A 第X条 in a question is matched exactly only when few documents have that article.
 MAX_ARTICLE_MATCHES = 5
 
@@ -107,6 +112,60 @@ def prefer_in_force(ranked: list[Candidate]) -> list[Candidate]:
     return order
 
 
+def rival_of(head: list[Candidate]) -> Candidate | None:
+    """The best candidate after the first that would be a different answer: not the first clause's
+    interpretation or the clause it interprets, and not the same text in another version."""
+    top = head[0].clause
+    for candidate in head[1:]:
+        if not same_answer(top, candidate.clause):
+            return candidate
+    return None
+
+
+def distinct(head: list[Candidate]) -> list[Candidate]:
+    """The head without candidates that would be the same answer as one before them."""
+    kept: list[Candidate] = []
+    for candidate in head:
+        if not any(same_answer(k.clause, candidate.clause) for k in kept):
+            kept.append(candidate)
+    return kept
+
+
+def same_answer(one: Clause, other: Clause) -> bool:
+    """An interpretation and the clause it explains, or one clause in two versions of a document (two clauses of
+    one document are two answers, however alike: 煤改电 and 煤改气)."""
+    return (one.clause_id in other.refers_to or other.clause_id in one.refers_to
+            or (one.doc_id != other.doc_id and (same_content(one, other) or same_content(other, one))))
+
+
+def near_tied(top: Candidate, rival: Candidate) -> bool:
+    """Scores cannot tell the two apart: their relevance is within `NEAR_TIE` logits, or they are near twins
+    (most of their text the same, 煤改电 / 煤改气), whose scores differ by where each ranked more than by what
+    they say."""
+    margin = logit(top.relevance, 1e-6) - logit(rival.relevance, 1e-6)
+    return margin < NEAR_TIE or (margin < TWIN_TIE and twins(top.clause, rival.clause))
+
+
+def twins(one: Clause, other: Clause) -> bool:
+    mine, theirs = bigrams(one.text), bigrams(other.text)
+    return bool(mine and theirs) and len(mine & theirs) / min(len(mine), len(theirs)) >= 0.6
+
+
+def prefer_named(question: str, head: list[Candidate]) -> list[Candidate]:
+    """When the best clause's rival is near-tied with it and the question names a term that stands in the rival
+    and not in the best clause, while the best clause holds nothing of the question that the rival lacks, the
+    rival goes first: 「煤改电」 picks the 煤改电 clause over the 煤改气 one, however close their scores."""
+    rival = rival_of(head) if head and not head[0].exact else None
+    if rival is None or rival.exact or not near_tied(head[0], rival):
+        return head
+    own, theirs = distinct_share(question, clause_text(head[0].clause), clause_text(rival.clause))
+    if theirs > 0 and own == 0:
+        order = list(head)
+        order.remove(rival)
+        return [rival, *order]
+    return head
+
+
 def tie_order(candidate: Candidate) -> tuple[bool, bool, str, int]:
     """How tied candidates are ordered: in force first, then policy clauses before interpretations (an
     interpretation is cited together with the clause it explains; see answer/extractive.py), then their place in
@@ -156,13 +215,15 @@ def judge(features: dict[str, float], weights: dict[str, float] | None = None) -
 _ASKS_PARTICULAR = re.compile(r"电话|号码|热线是|地址|在哪|哪里办|网址|网站是|价格|多少钱|票价|几点|营业时间|开放时间"
                               r"|上班时间|办公时间|二维码|公众号|官网|客服")
 _STATES_PARTICULAR = re.compile(r"\d{3,}|\d{1,2}[:：]\d{2}"
-                                r"|[零一二三四五六七八九十百千万两\d]+\s*(?:时|点|元|角|号楼|路|街)"
+                                r"|(?<![零一二三四五六七八九十百千万两\d])[零一二三四五六七八九十百千万两\d]+\s*"
+                                r"(?:时|点|元|角|号楼|路|街)"
                                 r"|电话|地址|网址|价格|票价|营业时间|开放时间")
 # A question for a figure, a day or a name (how much it costs, which day, which firm), and the signs that a clause
 # states a figure or a day at all.
 _ASKS_FIGURE = re.compile(r"多少钱|收多少|多少费|价格|票价|几点|几号|哪天|哪一天|几月|哪一年|电话|号码|账号|名字|叫什么"
                           r"|哪家|哪个平台|网址|地址|在哪")
-_STATES_FIGURE = re.compile(r"\d|[零一二三四五六七八九十百千万两]+\s*"
+# (a run of numerals is tried from its first one only: tried from each, a long run would be quadratic)
+_STATES_FIGURE = re.compile(r"\d|(?<![零一二三四五六七八九十百千万两])[零一二三四五六七八九十百千万两]+\s*"
                             r"(?:时|点|元|年|月|日|天|个|人|%|倍|万|亿|周|小时|公里|米)")
 # A question for a quantity: how much, how long, the most or the least.
 _ASKS_QUANTITY = re.compile(r"多少|几[个天年月日次倍岁周十百千万成]|几小时|多久|多长|多大|多高|多重|比例|期限"
@@ -287,7 +348,7 @@ class Retriever:
             self._rerank(normalized, ranked[:JUDGED])
         # the judged head is ordered by relevance (exact 文号/条号 matches first): the fusion finds candidates,
         # the relevance model, which weighs cosine against term coverage, orders them
-        ranked[:JUDGED] = order_by_relevance(ranked[:JUDGED])
+        ranked[:JUDGED] = prefer_named(normalized, order_by_relevance(ranked[:JUDGED]))
         ranked = prefer_in_force(ranked)
         if ranked and ranked[0].clause.clause_id in by_number:
             ranked[0].relevance = 1.0  # the question names a 文号 that this clause carries or cites

@@ -8,9 +8,10 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from assistant.discern import clause_text, distinct_share
 from assistant.ingest.normalize import normalize
 from assistant.ingest.records import Clause
-from assistant.retrieve import JUDGED, Candidate, Retrieval, judge, logit, same_content
+from assistant.retrieve import JUDGED, Candidate, Retrieval, distinct, judge, logit, near_tied, rival_of
 
 ANSWERED, CANDIDATES, REFUSED = "answered", "candidates", "refused"
 OUTCOMES = (ANSWERED, CANDIDATES, REFUSED)
@@ -19,13 +20,13 @@ MAX_CANDIDATES = 3
 # far the first clause stands above its rival; `bench/fit_confidence.py` fits the tuned model's.
 DEFAULT_WEIGHTS = {"bias": -2.0, "answerable": 0.6, "margin": 0.8, "held": 2.0, "own_terms": 3.0, "rival_terms": -3.0,
                    "figures_differ": -2.0, "place_conflict": -3.0, "answer_at": 0.5}
-# A rival within this many logits of relevance of the first clause is near-tied with it.
-NEAR_TIE = 1.0
-_RUN = re.compile(r"[\u3400-\u9fff\w]+")
 _FIGURE = re.compile(r"\d+(?:\.\d+)?%?|[零一二三四五六七八九十百千万两]+(?=[元年月日天个人倍万亿周小时公里米%])")
 _LEVEL = re.compile(r"(?:省|自治区|特别行政区|市|自治州|地区|盟|县|区|旗)$")
-# places that name the whole country: a national law answers for every place in it
-_NATIONAL = {"中华人民共和国", "中国", "全国", "国家"}
+_ADMINISTRATIVE = re.compile(r"[\u4e00-\u9fff]{2,7}?(?:省|自治区|特别行政区|市|自治州|县)")
+# places that name the whole country (a national law answers for every place in it), and words jieba tags as
+# places that name no place in particular
+_NATIONAL = {"中华人民共和国", "中国", "全国", "国家", "城市", "农村", "城镇", "乡村", "城乡", "地方", "本地", "当地",
+             "各地", "国内", "国外", "境内", "境外", "海外", "全省", "全市", "全县", "本市", "本省", "本县"}
 
 
 @dataclass
@@ -49,7 +50,9 @@ def decide(retrieval: Retrieval, weights: dict[str, float] | None = None) -> Dec
     confidence = judge(facts, {k: v for k, v in w.items() if k != "answer_at"})
     if head[0].relevance >= 1.0:  # the question names a 文号 that this clause carries or cites
         confidence = 1.0
-    if confidence >= w.get("answer_at", 0.5):
+    # two near-tied clauses that state different figures, and a question that does not say which it means: the
+    # asker is shown both, never told one figure as sure
+    if confidence >= w.get("answer_at", 0.5) and not facts["figures_differ"]:
         return Decision(ANSWERED, confidence, [], facts)
     return Decision(CANDIDATES, confidence, distinct(head)[:MAX_CANDIDATES], facts)
 
@@ -71,79 +74,20 @@ def confidence_evidence(retrieval: Retrieval) -> dict[str, float]:
     differ = 0.0
     if rival is not None:
         margin = min(top_logit - logit(rival.relevance, 1e-6), 8.0)
-        own, their = distinct_share(question, _text(top.clause), _text(rival.clause))
-        near = margin < NEAR_TIE
+        own, their = distinct_share(question, clause_text(top.clause), clause_text(rival.clause))
+        near = near_tied(top, rival)
         differ = float(near and own == 0 and _figures(top.clause) != _figures(rival.clause)
                        and bool(_figures(top.clause)) and bool(_figures(rival.clause)))
     else:
         margin = 8.0
-    held, _ = distinct_share(question, _text(top.clause), "")
+    held, _ = distinct_share(question, clause_text(top.clause), "")
     return {"answerable": max(min(answerable, 10.0), -10.0), "top_logit": max(min(top_logit, 10.0), -10.0),
             "margin": margin, "held": held, "own_terms": own, "rival_terms": their, "figures_differ": differ,
             "place_conflict": float(place_conflict(question, top.clause))}
 
 
-def rival_of(head: list[Candidate]) -> Candidate | None:
-    """The best candidate after the first that would be a different answer: not the first clause's
-    interpretation or the clause it interprets, and not the same text in another version."""
-    top = head[0].clause
-    for candidate in head[1:]:
-        if not _same_answer(top, candidate.clause):
-            return candidate
-    return None
-
-
-def distinct(head: list[Candidate]) -> list[Candidate]:
-    """The head without candidates that would be the same answer as one before them."""
-    kept: list[Candidate] = []
-    for candidate in head:
-        if not any(_same_answer(k.clause, candidate.clause) for k in kept):
-            kept.append(candidate)
-    return kept
-
-
-def _same_answer(one: Clause, other: Clause) -> bool:
-    return (one.clause_id in other.refers_to or other.clause_id in one.refers_to
-            or same_content(one, other) or same_content(other, one))
-
-
-def distinct_share(question: str, mine: str, theirs: str) -> tuple[float, float]:
-    """The share of the question's characters covered by stretches of its text (two characters or more) that
-    stand in `mine` and not in `theirs`, and the reverse: a term such as 煤改电 tells 二、（一） from 二、（二） whole,
-    however a tokenizer would split it."""
-    runs = _RUN.findall(question)
-    total = sum(len(run) for run in runs)
-    if not total:
-        return 0.0, 0.0
-    return _covered(runs, mine, theirs) / total, _covered(runs, theirs, mine) / total
-
-
-def _covered(runs: list[str], inside: str, outside: str) -> int:
-    covered = 0
-    for run in runs:
-        marks = [False] * len(run)
-        for i in range(len(run)):
-            for j in range(min(len(run), i + 8), i + 1, -1):  # the longest stretch from i first
-                piece = run[i:j]
-                if piece in inside:
-                    if piece not in outside:
-                        marks[i:j] = [True] * (j - i)
-                    break
-        covered += sum(marks)
-    return covered
-
-
-@lru_cache(maxsize=4096)
-def _normalized(text: str) -> str:
-    return normalize(text)
-
-
-def _text(clause: Clause) -> str:
-    return _normalized(f"{clause.heading}{clause.text}")
-
-
 def _figures(clause: Clause) -> frozenset[str]:
-    return frozenset(_FIGURE.findall(_text(clause)))
+    return frozenset(_FIGURE.findall(clause_text(clause)))
 
 
 def place_conflict(question: str, clause: Clause) -> bool:
@@ -152,17 +96,23 @@ def place_conflict(question: str, clause: Clause) -> bool:
     asked = places(question)
     if not asked:
         return False
-    document = _normalized(f"{clause.title}{clause.metadata.get('issuer', '')}")
+    document = normalize(f"{clause.title}{clause.metadata.get('issuer', '')}")
     if not places(document):
         return False
-    text = document + _text(clause)
+    text = document + clause_text(clause)
     return not any(_LEVEL.sub("", place) in text for place in asked)
 
 
 @lru_cache(maxsize=4096)
 def places(text: str) -> frozenset[str]:
-    """The place names in a text (jieba's part of speech `ns`), without those that name the whole country."""
+    """The place names in a text: jieba's place words (`ns`), and the province, city or county that starts one of
+    its words (保定市, 山东省人民政府 → 山东省), without those that name the whole country or no place in particular."""
     import jieba.posseg
 
-    return frozenset(w.word for w in jieba.posseg.cut(text) if w.flag == "ns" and len(w.word) >= 2
-                     and w.word not in _NATIONAL)
+    found = set()
+    for word in jieba.posseg.cut(text):
+        if word.flag == "ns" and len(word.word) >= 2:
+            found.add(word.word)
+        elif word.flag.startswith("n") and (head := _ADMINISTRATIVE.match(word.word)):
+            found.add(head.group(0))
+    return frozenset(found - _NATIONAL)
