@@ -117,7 +117,9 @@ class Conversations:
 
     @staticmethod
     def _id(key: ApiKey, conversation_id: str) -> str:
-        return f"api:{key.name}:{conversation_id}"  # WeChat's OpenIDs hold no ':'
+        # the key's own id (its hash), not its name: a new key given a revoked key's name starts afresh; WeChat's
+        # OpenIDs hold no ':'
+        return f"api:{key.sha256}:{conversation_id}"
 
 
 class Answering:

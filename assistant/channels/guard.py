@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import html
+import ipaddress
 import json
 import logging
 import os
@@ -17,6 +18,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from assistant.channels.throttle import LoginThrottle
+from assistant.errors import AssistantError
 
 log = logging.getLogger(__name__)
 
@@ -246,6 +248,21 @@ def _cookies(scope: Scope) -> dict[str, str]:
 def _client(scope: Scope) -> str:
     client = scope.get("client")
     return str(client[0]) if client else "?"
+
+
+def forwarding(trusted_proxies: list[str]) -> dict[str, Any]:
+    """uvicorn's options for X-Forwarded-For: believed only from `trusted_proxies` (addresses or networks), and
+    from no one when that is empty. uvicorn's own default believes any loopback client, so that a local process,
+    or a proxy passing on a client's header, could name any address and escape the per-client login limit."""
+    for entry in trusted_proxies:
+        try:
+            ipaddress.ip_network(entry.strip(), strict=False)
+        except ValueError as e:
+            raise AssistantError(f"POLICY_ASSISTANT_WEB__TRUSTED_PROXIES: {entry!r} is no address or network",
+                                 "list addresses or networks, e.g. [\"127.0.0.1\", \"10.0.0.0/8\"]") from e
+    if not trusted_proxies:
+        return {"proxy_headers": False}
+    return {"proxy_headers": True, "forwarded_allow_ips": [entry.strip() for entry in trusted_proxies]}
 
 
 # the error types of the doors for other systems, as OpenAI's API names them (its clients read them)

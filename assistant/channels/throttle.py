@@ -11,9 +11,11 @@ from collections.abc import Callable
 class LoginThrottle:
     """Counts failed logins per client address and per account name within `window_s`.
 
-    A client with `per_client` failures, or an account with `per_account` failures (from any clients), is
-    refused until its oldest failure leaves the window; a success clears the client's count. Bounded: at most
-    `max_keys` clients and accounts are tracked (the oldest are forgotten first).
+    A client with `per_client` failures is refused until its oldest failure leaves the window. An account with
+    `per_account` failures (from any clients) is refused only to clients that have failed themselves in the
+    window: others cannot lock the account's owner out, who keeps logging in from a client that has not failed. A
+    success clears the client's count. Bounded: at most `max_keys` clients and accounts are tracked (the oldest
+    are forgotten first).
     """
 
     def __init__(self, per_client: int, per_account: int, window_s: float, max_keys: int = 10_000,
@@ -28,9 +30,10 @@ class LoginThrottle:
         """Seconds until this client may try this account again; 0 when it may now."""
         with self._lock:
             now = self._clock()
-            waits = [self._wait(f"client:{client}", self.per_client, now),
-                     self._wait(f"account:{account.lower()}", self.per_account, now)]
-            return max(waits)
+            client_wait = self._wait(f"client:{client}", self.per_client, now)
+            if client_wait > 0 or not self._failures.get(f"client:{client}"):
+                return client_wait  # per client first: a client that has not failed has its password checked
+            return self._wait(f"account:{account.lower()}", self.per_account, now)
 
     def failed(self, client: str, account: str) -> None:
         with self._lock:
