@@ -136,6 +136,10 @@ class WebSettings(BaseModel):
     login_max_account_failures: int = Field(20, ge=1, description="Failed logins for one account (from any "
                                             "client) in the window before the account is refused.")
     login_window_s: int = Field(900, ge=1, description="The window of the failed-login limits (seconds).")
+    trusted_proxies: list[str] = Field(
+        default_factory=list, description="Addresses or networks (e.g. 127.0.0.1, 10.0.0.0/8) of reverse proxies "
+        "whose X-Forwarded-For and X-Forwarded-Proto name the client (for the login limits and the logs); "
+        "empty: every client is the address it connects from, whatever it sends.")
 
 
 class WeChatSettings(BaseModel):
