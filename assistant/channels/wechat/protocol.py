@@ -135,8 +135,21 @@ def parse(xml: str) -> Any:
 
 
 def text_reply(to_user: str, from_user: str, content: str, now: int | None = None) -> str:
-    """A passive text reply (CreateTime set here: wechatpy's default is fixed when it is imported)."""
+    """A passive text reply (CreateTime set here: wechatpy's default is fixed when it is imported). wechatpy puts
+    each value in a CDATA section as it is: the values are made CDATA-safe first."""
     from wechatpy.replies import TextReply
 
-    reply = TextReply(target=to_user, source=from_user, content=content, time=now or int(time.time()))
+    reply = TextReply(target=cdata_safe(to_user), source=cdata_safe(from_user), content=cdata_safe(content),
+                      time=now or int(time.time()))
     return str(reply.render())
+
+
+# what XML 1.0 may carry: tab, LF, CR, and from U+0020 on, less the surrogates, U+FFFE and U+FFFF
+_NOT_XML = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def cdata_safe(text: str) -> str:
+    """`text` to go inside <![CDATA[…]]>: a "]]>" in it (a clause may hold one) would end the section and break the
+    reply's XML, so it is split across two sections, which a reader joins back; characters XML cannot carry at
+    all are dropped."""
+    return _NOT_XML.sub("", text).replace("]]>", "]]]]><![CDATA[>")
