@@ -11,13 +11,16 @@ _WIDE = r"[\u3000-\u303f\u3400-\u9fff\uff00-\uffef]"
 _FULL = {",": "，", ";": "；", ":": "：", "?": "？", "!": "！"}
 # , ; : ? ! next to a Chinese character (1,000 and 12:30 keep theirs)
 _MARK = re.compile(rf"(?<={_WIDE})[,;:?!]|[,;:?!](?={_WIDE})")
-# a bracket pair holding a Chinese character: (室) (鲁政办发〔2026〕12号)
-_BRACKETS = re.compile(rf"\(([^()]*{_WIDE}[^()]*)\)")
+_WIDE_CHAR = re.compile(_WIDE)
+# a bracket pair, to be turned full-width when it holds a Chinese character: (室) (鲁政办发〔2026〕12号). The
+# content is one possessive run (and the Chinese character is looked for afterwards): `[^()]*{_WIDE}[^()]*`
+# would try every split of a long run after a lone `(`, quadratic in its length.
+_BRACKETS = re.compile(r"\(([^()]*+)\)")
 
 
 def punctuate(text: str) -> str:
     """Chinese text's ASCII punctuation in its full-width form, where it stands in Chinese."""
-    text = _BRACKETS.sub(lambda m: f"（{m.group(1)}）", text)
+    text = _BRACKETS.sub(lambda m: f"（{m.group(1)}）" if _WIDE_CHAR.search(m.group(1)) else m.group(0), text)
     return _MARK.sub(lambda m: _FULL[m.group(0)], text)
 
 

@@ -28,7 +28,8 @@ ADDRESSES = 0.6
 FACT_KINDS = ("when", "how_much", "who")  # a question for one fact is answered once a sentence gives it
 KIND_BONUS = 0.25  # a sentence carrying the asked kind of fact (a deadline for 什么时候) ranks above its peers
 # the kind word a document is called by in a frame: 根据通知7、（一）推进政府网站集约化建设的要求，…
-_SHORT_NAME = re.compile(rf"({DOCUMENT_KIND})(?:（[^）]*）)?$")
+# (the bracket holds no bracket: `[^）]*` would run from every 办法（ in a title to its end, quadratic)
+_SHORT_NAME = re.compile(rf"({DOCUMENT_KIND})(?:（[^（）]*+）)?$")
 
 
 def validity_warning(clause: Clause, today: dt.date | None = None) -> str:

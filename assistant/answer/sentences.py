@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from assistant.ingest.clauses import cut_run
 from assistant.ingest.tables import is_table_row
 
 _PIECE = re.compile(r"[^。！？!?]+[。！？!?]*")
@@ -18,6 +19,9 @@ _OUTLINE = re.compile(r"^\s*(?:[（(][一二三四五六七八九十\d]{1,3}[)�
 _QUESTION_LINE = re.compile(r"^\s*[问問]\s*[\d一二三四五六七八九十]*\s*[:：]")
 _CONTINUES = "：:；;，,、"  # a line ending so goes on in the next one (a lead-in and its list items)
 HEADING_CHARS = 40
+# A run this long with no sentence end is quoted in pieces: an answer quotes a sentence whole, and a clause
+# indexed before clauses were bounded may hold a run of tens of thousands of characters.
+MAX_SENTENCE_CHARS = 500
 
 
 @dataclass
@@ -51,10 +55,11 @@ def sentence_units(text: str) -> list[Sentence]:
             continue
         if not pending:
             line = strip_marker(line)
-        for piece in _PIECE.findall(line):
-            pending += piece
-            if piece[-1] in "。！？!?":
-                flush()
+        for found in _PIECE.findall(line):
+            for piece in cut_run(found, MAX_SENTENCE_CHARS):
+                pending += piece
+                if piece[-1] in "。！？!?" or len(pending) >= MAX_SENTENCE_CHARS:
+                    flush()
         if pending and pending[-1] not in _CONTINUES:
             flush()  # a line without closing punctuation stands alone
     flush()

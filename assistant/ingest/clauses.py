@@ -260,7 +260,8 @@ def _to_clauses(doc: PolicyDocument, units: list[tuple[list[_Node], _Node]], max
 
 
 def split_long(text: str, max_chars: int) -> list[str]:
-    """Split text over `max_chars` at paragraph, then sentence ends; pieces stay in order, nothing is lost."""
+    """Split text over `max_chars` at paragraph, then sentence ends, and a sentence longer than that at a comma
+    (`cut_run`); pieces stay in order, nothing is lost, none is longer than `max_chars`."""
     if len(text) <= max_chars:
         return [text]
     units: list[str] = []
@@ -270,7 +271,8 @@ def split_long(text: str, max_chars: int) -> list[str]:
         if len(paragraph) <= max_chars:
             units.append(paragraph)
         else:
-            units.extend(s for s in _SENTENCE_END.split(paragraph) if s)
+            units.extend(part for sentence in _SENTENCE_END.split(paragraph) if sentence
+                         for part in cut_run(sentence, max_chars))
     pieces: list[str] = []
     current = ""
     for unit in units:
@@ -282,4 +284,25 @@ def split_long(text: str, max_chars: int) -> list[str]:
             current = current + (joiner if current else "") + unit if current else unit
     if current:
         pieces.append(current)
+    return pieces
+
+
+_SOFT_BREAKS = "，,、；;：: \u3000）)"
+
+
+def cut_run(text: str, limit: int) -> list[str]:
+    """`text` in pieces of at most `limit` characters, each ending at the last comma (or other soft break) of its
+    second half, or at `limit` when it has none: a run with no sentence end is bounded before anything reads it
+    (a run of 48,000 characters is no sentence that a person quotes). Text within the limit is one piece."""
+    if len(text) <= limit:
+        return [text]
+    pieces: list[str] = []
+    start = 0
+    while len(text) - start > limit:
+        window = text[start:start + limit]
+        end = max(window.rfind(mark) for mark in _SOFT_BREAKS) + 1
+        end = end if end > limit // 2 else limit
+        pieces.append(window[:end])
+        start += end
+    pieces.append(text[start:])
     return pieces

@@ -31,7 +31,6 @@ FIELDS = (
 )
 KINDS = ("policy", "interpretation")
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|\Z)", re.S)
-_HTML_COMMENT = re.compile(r"<!--.*?-->", re.S)
 
 
 @dataclass
@@ -98,6 +97,7 @@ def load_document(file: Path, root: Path | None = None,
         meta.update(how)
     else:
         text = decode_text(data, name)
+        check_text(len(text), name, limits)  # before any further reading of it
         if suffix in (".html", ".htm"):
             lines, html_title = html_lines(text)
             text = "\n".join(lines)
@@ -107,7 +107,7 @@ def load_document(file: Path, root: Path | None = None,
             if suffix in (".md", ".markdown"):
                 front, text = split_front_matter(text, name, limits)
                 meta.update(front)
-            text = _HTML_COMMENT.sub("", text)  # <!-- … --> in Markdown (and Markdown saved as .txt)
+            text = without_html_comments(text)  # <!-- … --> in Markdown (and Markdown saved as .txt)
     check_text(len(text), name, limits)
     if not text.strip():
         raise CorpusError(name, "no text found", "a scanned PDF needs OCR before it can be indexed")
@@ -166,6 +166,21 @@ def split_front_matter(text: str, name: str,
     if not isinstance(front, dict):
         raise CorpusError(name, "front matter is not a mapping of field: value")
     return front, text[match.end():]
+
+
+def without_html_comments(text: str) -> str:
+    """The text without its `<!-- … -->` comments; an unclosed one stays as written. Found with `str.find`, once
+    each: a lazy `<!--.*?-->` searches to the end of the text again from every unclosed `<!--`, quadratic."""
+    kept: list[str] = []
+    position = 0
+    while (start := text.find("<!--", position)) >= 0:
+        end = text.find("-->", start + 4)
+        if end < 0:
+            break  # no comment after this one can close either
+        kept.append(text[position:start])
+        position = end + 3
+    kept.append(text[position:])
+    return "".join(kept)
 
 
 def _as_text(value: object) -> str:
