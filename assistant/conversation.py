@@ -52,20 +52,24 @@ class Turn:
     question: str
     asked: str = ""
     cited: tuple[str, ...] = ()
+    offered: tuple[str, ...] = ()  # the candidates its answer offered, numbered from 1, when it was not sure
 
     @property
     def reading(self) -> str:
         return self.asked or self.question
 
     def dumps(self) -> str:
-        return json.dumps({"q": self.question[-MAX_TURN_CHARS:], "a": self.asked[-MAX_TURN_CHARS:],
-                           "c": list(self.cited)}, ensure_ascii=False)
+        data = {"q": self.question[-MAX_TURN_CHARS:], "a": self.asked[-MAX_TURN_CHARS:], "c": list(self.cited)}
+        if self.offered:
+            data["o"] = list(self.offered)
+        return json.dumps(data, ensure_ascii=False)
 
     @classmethod
     def of(cls, answer: Answer) -> Turn:
         """The turn an answer makes: its question, the reading retrieved with, the clauses it cited."""
         return cls(answer.question[-MAX_TURN_CHARS:], answer.asked[-MAX_TURN_CHARS:],
-                   tuple(c.clause.clause_id for c in answer.citations))
+                   tuple(c.clause.clause_id for c in answer.citations),
+                   tuple(c.clause.clause_id for c in answer.candidates))
 
     @classmethod
     def loads(cls, text: str) -> Turn:
@@ -76,7 +80,8 @@ class Turn:
             return cls(text)
         if not isinstance(data, dict):
             return cls(text)
-        return cls(str(data.get("q", "")), str(data.get("a", "")), tuple(str(c) for c in data.get("c", [])))
+        return cls(str(data.get("q", "")), str(data.get("a", "")), tuple(str(c) for c in data.get("c", [])),
+                   tuple(str(c) for c in data.get("o", [])))
 
 
 Conversation = Sequence[Turn | str]  # earlier turns, oldest first; a string is an earlier question alone

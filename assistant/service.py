@@ -11,7 +11,7 @@ from typing import Any
 
 from assistant.answer.extractive import compose
 from assistant.answer.generative import generate, make_model, rewrite
-from assistant.answer.offer import offer
+from assistant.answer.offer import offer, parse_choice
 from assistant.answer.outcome import ANSWERED, CANDIDATES, decide
 from assistant.answer.records import Answer
 from assistant.config import LimitSettings, Settings
@@ -105,6 +105,9 @@ class Assistant:
         """The answer together with the retrieval it was composed from (all candidates and their scores). A question
         or history over the limits is refused with `InputTooLongError` before any work is done."""
         question, history = bound_input(question, history, self.settings.limits)
+        picked = self._picked(question, history)
+        if picked is not None:
+            return picked
         retriever = self.retriever
         reading = self.read(question, history)
         decision = decide(reading.retrieval, self.confidence_weights)
@@ -121,10 +124,48 @@ class Assistant:
         answer.asked = reading.asked if reading.asked != question else ""
         return answer, reading.retrieval
 
+    def pick(self, choice: int, history: Conversation, on_text: Callable[[str], None] | None = None) -> Answer:
+        """The answer from candidate `choice` (from 1) of the conversation's last answer; `AssistantError` when
+        that answer offered no such candidate."""
+        kept = turns(history)
+        offered = self.offered(kept[-1], kept[:-1]) if kept else ()
+        if not 1 <= choice <= len(offered):
+            why = f"上一个回答没有第 {choice} 个候选条款。" if offered else "上一个回答没有候选条款可选。"
+            raise AssistantError(why, "ask a question first; pick a number its answer offers")
+        answer = self.choose(kept[-1].reading, offered[choice - 1], kept[:-1], on_text)
+        answer.chosen = choice
+        return answer
+
+    def offered(self, turn: Turn, before: list[Turn]) -> tuple[str, ...]:
+        """The candidates a turn's answer offered: as the conversation kept them, or, for a turn kept as its question
+        alone (an OpenAI-style messages array), read again as it was asked."""
+        if turn.offered or turn.cited:
+            return turn.offered
+        retrieval = self.read(turn.question, before).retrieval
+        decision = decide(retrieval, self.confidence_weights)
+        return tuple(c.clause.clause_id for c in decision.candidates) if decision.outcome == CANDIDATES else ()
+
+    def _picked(self, question: str, history: list[Turn]) -> tuple[Answer, Retrieval] | None:
+        """A reply that picks one of the last answer's candidates (「2」, 「第二个」): that candidate's answer."""
+        choice = parse_choice(question)
+        if choice is None or not history:
+            return None
+        offered = self.offered(history[-1], history[:-1])
+        if not 1 <= choice <= len(offered):
+            return None  # no list, or no such number: read as an ordinary question
+        answer, retrieval = self._choose(history[-1].reading, offered[choice - 1], history[:-1])
+        # read as the question it picks from: a follow-up after it continues that question
+        answer.chosen, answer.question, answer.asked = choice, question, history[-1].reading
+        return answer, retrieval
+
     def choose(self, question: str, clause_id: str, history: Conversation = (),
                on_text: Callable[[str], None] | None = None) -> Answer:
         """The cited answer from one clause the asker picked among the candidates offered for `question` (a
         `candidates` answer's clause id): read as the question was, with that clause first."""
+        return self._choose(question, clause_id, history, on_text)[0]
+
+    def _choose(self, question: str, clause_id: str, history: Conversation = (),
+                on_text: Callable[[str], None] | None = None) -> tuple[Answer, Retrieval]:
         question, history = bound_input(question, history, self.settings.limits)
         retriever = self.retriever
         reading = self.read(question, history)
@@ -141,7 +182,7 @@ class Assistant:
             answer = generate(reading.asked, answer, chosen, self.settings.llm, self._chat_model(), on_text)
         answer.question = question
         answer.asked = reading.asked if reading.asked != question else ""
-        return answer
+        return answer, chosen
 
     @property
     def confidence_weights(self) -> dict[str, float] | None:

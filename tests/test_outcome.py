@@ -84,3 +84,22 @@ def test_demo_questions_are_still_answered_and_out_of_corpus_ones_never_as_sure(
 def test_a_named_place_that_the_document_does_not_cover_is_not_answered_as_sure(heating):
     answer = heating.ask("深圳市农村煤改电取暖补贴每户最多补多少？")
     assert answer.outcome != "answered", answer.text
+
+
+def test_a_number_picks_from_the_last_answers_candidates_and_otherwise_is_a_question(heating):
+    from assistant.conversation import Turn
+
+    offered = heating.ask("农村清洁取暖补贴每户一个采暖季最多补多少钱？")
+    assert offered.outcome == "candidates"
+    kept = [Turn.loads(Turn.of(offered).dumps())]  # as a door's state store keeps the turn
+    for reply in ("2", "第二个", "第2条"):
+        picked = heating.ask(reply, kept)
+        assert picked.chosen == 2 and picked.outcome == "answered"
+        assert picked.citations[0].clause.clause_id == offered.candidates[1].clause.clause_id
+    # a conversation kept as its questions alone (an OpenAI messages array) is read again
+    assert heating.ask("1", [offered.question]).citations[0].clause.clause_id == offered.candidates[0].clause.clause_id
+    # no list before it, or a number the list does not have: an ordinary question
+    assert heating.ask("2").chosen is None
+    assert heating.ask("9", kept).chosen is None
+    answered = heating.ask("政务热线电话太多打不通，政府会整合吗？")
+    assert heating.ask("2", [Turn.of(answered)]).chosen is None
