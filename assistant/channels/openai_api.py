@@ -49,9 +49,11 @@ class ChatRequest(BaseModel):
 
 
 def extra(answer: Answer) -> dict[str, Any]:
-    """What a chat completion carries beyond OpenAI's fields: the structured citations and whether it refused."""
-    return {"citations": [c.to_json() for c in answer.citations], "refused": answer.refused,
-            "warnings": answer.warnings, "mode": answer.mode}
+    """What a chat completion carries beyond OpenAI's fields: the structured citations, how sure it is (outcome,
+    confidence, the candidates offered) and whether it refused."""
+    data = answer.to_json()
+    return {key: data[key] for key in ("citations", "refused", "warnings", "mode", "outcome", "confidence",
+                                       "candidates", *(("chosen",) if "chosen" in data else ()))}
 
 
 def build_openai(access: Access, answering: Answering, settings: ApiSettings) -> FastAPI:
