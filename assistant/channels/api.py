@@ -37,7 +37,10 @@ class HistoryTurn(BaseModel):
 
 
 class AskRequest(BaseModel):
-    question: str = Field(min_length=1, max_length=100_000, description="The question, as the citizen asked it.")
+    question: str | None = Field(None, min_length=1, max_length=100_000,
+                                 description="The question, as the citizen asked it (not needed with `choice`).")
+    choice: int | None = Field(None, ge=1, le=9, description="Pick this candidate (from 1) of the conversation's "
+                               "last answer, when its outcome was `candidates`: the answer from that clause.")
     conversation_id: str | None = Field(None, pattern=CONVERSATION_ID, description="Continue this conversation: "
                                         "follow-ups are read against its earlier turns (kept by the server).")
     history: list[str | HistoryTurn] | None = Field(None, max_length=1000, description="The conversation's earlier "
@@ -46,8 +49,8 @@ class AskRequest(BaseModel):
 
     @field_validator("question")
     @classmethod
-    def _not_blank(cls, question: str) -> str:
-        if not question.strip():
+    def _not_blank(cls, question: str | None) -> str | None:
+        if question is not None and not question.strip():
             raise ValueError("the question is blank")
         return question
 
@@ -127,13 +130,24 @@ def build_api(assistant: Assistant, access: Access, answering: Answering, conver
     @api.post("/ask", summary="A cited answer to a question (or a refusal when the corpus has none)")
     async def ask(body: AskRequest, key: ApiKey = asker) -> Any:
         history = await conversation(body, key)
+        if body.choice is not None:
+            answer = await answering.pick(body.choice, history)
+            await remember(body, key, answer)
+            if body.stream:
+                return StreamingResponse(iter([sse("answer", answer_json(answer, body.conversation_id))]),
+                                         media_type="text/event-stream", headers={"Cache-Control": "no-store"})
+            return answer_json(answer, body.conversation_id)
+        if body.question is None:
+            raise ApiError(422, "field 'question' is required (or 'choice', to pick a candidate)", "question",
+                           "missing")
+        question = body.question
         if not body.stream:
-            answer = await answering.ask(body.question, history)
+            answer = await answering.ask(question, history)
             await remember(body, key, answer)
             return answer_json(answer, body.conversation_id)
 
         async def events() -> AsyncIterator[str]:
-            async for kind, value in answering.stream(body.question, history):
+            async for kind, value in answering.stream(question, history):
                 if kind == "draft":
                     yield sse("draft", {"text": value})
                 elif kind == "answer":

@@ -138,6 +138,13 @@ class Answering:
         except AssistantError as e:
             raise refusal(e, param) from e
 
+    async def pick(self, choice: int, history: Conversation) -> Answer:
+        """The answer from candidate `choice` of the conversation's last answer (409 when it offered none such)."""
+        try:
+            return await self.run(lambda: self.assistant.pick(choice, history))  # type: ignore[no-any-return]
+        except AssistantError as e:
+            raise refusal(e, "choice") from e
+
     async def stream(self, question: str, history: Conversation) -> AsyncIterator[tuple[str, Any]]:
         """("draft", text so far) while an LLM writes, then ("answer", Answer) or ("error", ApiError)."""
         loop = asyncio.get_running_loop()
