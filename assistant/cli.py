@@ -255,8 +255,8 @@ def serve(
     index_dir: IndexDir = None,
 ) -> None:
     """启动网页服务：/ 是工作人员答复测试页，/healthz 是健康检查；首次启动时先索引演示语料。"""
-    import uvicorn
-
+    from assistant import http_server
+    from assistant.channels.guard import forwarding
     from assistant.server import create_app, warm_up
 
     assistant = _assistant(index_dir)
@@ -269,7 +269,8 @@ def serve(
     warm_up(app)
     shown = "localhost" if host in ("0.0.0.0", "127.0.0.1", "::") else host
     typer.echo(f"policy-assistant is serving at http://{shown}:{port}/  (health: /healthz; Ctrl+C stops)", err=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    http_server.run(app, host, port, http_server.limits_of(assistant.settings.web), log_level="warning",
+                    **forwarding(assistant.settings.web.trusted_proxies))
 
 
 docs = typer.Typer(cls=Group, no_args_is_help=True, subcommand_metavar=SUBCOMMAND_METAVAR,

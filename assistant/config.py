@@ -51,11 +51,17 @@ class IndexSettings(BaseModel):
                                     "bytes is refused before it is unpacked (zip bombs).")
     max_text_chars: int = Field(2_000_000, ge=1000, description="A file whose text is longer than this is refused.")
     max_clauses: int = Field(5000, ge=1, description="A file that splits into more clauses than this is refused.")
+    parse_cpu_s: int = Field(60, ge=0, description="CPU seconds that reading one file (an upload, its preview, a "
+                             "corpus file at index time) may take, in a child process; past it the file is refused. "
+                             "0: read in the server's own process, unbounded.")
+    parse_memory_bytes: int = Field(1_000_000_000, ge=200_000_000, description="Address space of the child process "
+                                    "that reads one file; a file that needs more is refused.")
 
     def limits(self) -> Limits:
         """The bounds one corpus file must keep within."""
         return Limits(max_file_bytes=self.max_file_bytes, max_expanded_bytes=self.max_expanded_bytes,
-                      max_text_chars=self.max_text_chars, max_clauses=self.max_clauses)
+                      max_text_chars=self.max_text_chars, max_clauses=self.max_clauses,
+                      parse_cpu_s=self.parse_cpu_s, parse_memory_bytes=self.parse_memory_bytes)
 
 
 class RetrievalSettings(BaseModel):
@@ -140,6 +146,21 @@ class WebSettings(BaseModel):
         default_factory=list, description="Addresses or networks (e.g. 127.0.0.1, 10.0.0.0/8) of reverse proxies "
         "whose X-Forwarded-For and X-Forwarded-Proto name the client (for the login limits and the logs); "
         "empty: every client is the address it connects from, whatever it sends.")
+    max_header_bytes: int = Field(65536, ge=4096, description="A request whose headers (request line included) "
+                                  "pass this many bytes is refused (431) and its connection closed.")
+    max_headers: int = Field(100, ge=10, description="A request with more headers than this is refused (431).")
+    header_timeout_s: float = Field(10.0, gt=0, description="A client must send a request's headers within this "
+                                    "many seconds of starting it (or of connecting); else the connection is closed.")
+    body_timeout_s: float = Field(30.0, gt=0, description="A request body that stops arriving for this many "
+                                  "seconds is abandoned and its connection closed.")
+    max_queued_events: int = Field(64, ge=1, description="Chat events (questions, ratings) waiting or running at "
+                                   "once in the web chat's queue; beyond it askers are asked to try again later.")
+    max_queued_per_client: int = Field(8, ge=1, description="…of which at most this many from one client address.")
+    max_event_input_chars: int = Field(32_000, ge=10_000, description="What one chat event may send (its "
+                                       "question, history or comment, as JSON characters); more is refused before "
+                                       "the browser session keeps any of it.")
+    max_comment_chars: int = Field(1000, ge=10, description="Longest feedback comment on an answer.")
+    feedback_per_minute: int = Field(10, ge=1, description="Ratings one client address may send per minute.")
 
 
 class WeChatSettings(BaseModel):

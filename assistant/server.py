@@ -50,6 +50,7 @@ def create_app(settings: Settings, assistant: Assistant | None = None) -> Any:
     from fastapi.responses import JSONResponse
     from gradio.utils import get_upload_folder
 
+    from assistant.channels.chat_queue import bound_queue
     from assistant.channels.editors import build_editors, locked_page
     from assistant.channels.guard import Guard, GuardSettings, Mount
     from assistant.channels.throttle import LoginThrottle
@@ -97,8 +98,9 @@ def create_app(settings: Settings, assistant: Assistant | None = None) -> Any:
         mounts.append(Mount("/editors"))
     chat_password = web.chat_password.get_secret_value()
     chat_auth = _login(web.chat_username, chat_password) if web.chat_username and chat_password else None
-    app = _mount(app, build_ui(assistant, feedback, editors=bool(web.editor_username and editor_password)), "/",
-                 web.max_sessions, auth=chat_auth, max_file_size=0)
+    chat = build_ui(assistant, feedback, editors=bool(web.editor_username and editor_password))
+    bound_queue(chat, web.max_queued_events, web.max_queued_per_client, web.max_event_input_chars)
+    app = _mount(app, chat, "/", web.max_sessions, auth=chat_auth, max_file_size=0)
     mounts.append(Mount("", login=_gradio_app(app, "") if chat_auth else None, title="政策解读助手 · 登录"))
     guard = GuardSettings(max_request_bytes=web.max_request_bytes,
                           max_upload_bytes=web.max_upload_files * (settings.index.max_file_bytes + 4096),
@@ -156,7 +158,19 @@ def _mount(app: Any, blocks: Any, path: str, sessions: int, **options: Any) -> A
     blocks.state_session_capacity = sessions
     mounted = gr.mount_gradio_app(app, blocks, path=path, css=css(), footer_links=[], show_error=False, **options)
     blocks.has_launched = True
+    _without_deep_links(_gradio_app(mounted, path.rstrip("/")))
     return mounted
+
+
+def _without_deep_links(gradio_app: Any) -> None:
+    """Gradio's deep links are off: no page here has a share button, and its route wrote any session's state (an
+    anonymous visitor's up to 1 MB of input) into the upload folder, filling the folder editors upload to. What
+    earlier versions wrote there is deleted."""
+    import shutil
+
+    gradio_app.router.routes = [route for route in gradio_app.router.routes
+                                if getattr(route, "path", "") != "/gradio_api/deep_link"]
+    shutil.rmtree(Path(gradio_app.uploaded_file_dir) / "deep_links", ignore_errors=True)
 
 
 def _gradio_app(app: Any, prefix: str) -> Any:

@@ -12,6 +12,8 @@ from typing import Any
 import gradio as gr
 
 from assistant.answer.records import Answer, Citation
+from assistant.channels.chat_text import as_text, bubble, editors_links
+from assistant.channels.per_client import PerClientLimit
 from assistant.config import LimitSettings
 from assistant.conversation import MAX_TURN_CHARS, Conversation, Turn
 from assistant.errors import AssistantError
@@ -180,12 +182,12 @@ def build_ui(assistant: Assistant, feedback: FeedbackStore, editors: bool = Fals
         answer, retrieval = None, None
         for text, result in _answering(assistant, message, previous):
             if result is None:  # the LLM is still writing: show its draft, marked as not yet verified
-                yield [*asked, {"role": "assistant", "content": f"{text} ▌\n\n（生成中，尚未核验）"}], "", \
+                yield [*asked, {"role": "assistant", "content": f"{as_text(text)} ▌\n\n（生成中，尚未核验）"}], "", \
                     gr.update(), gr.update(), gr.update(), gr.update()
             else:
                 answer, retrieval = result
         assert answer is not None and retrieval is not None
-        history = [*asked, {"role": "assistant", "content": answer.text}]
+        history = [*asked, {"role": "assistant", "content": bubble(answer.text, editors_links(answer.citations))}]
         turns = [t.dumps() for t in [*previous, Turn.of(answer)] if isinstance(t, Turn)][-KEPT_TURNS:]
         yield history, "", sources_html(answer), scores_html(answer, retrieval), answer_record(answer), turns
 
@@ -195,11 +197,25 @@ def build_ui(assistant: Assistant, feedback: FeedbackStore, editors: bool = Fals
         *_, last = respond(message, history, kept)
         return last
 
-    def rate(rating: str, comment: str, last: str) -> tuple[str, str]:
+    web = assistant.settings.web
+    ratings = PerClientLimit(web.feedback_per_minute)  # anonymous writes into feedback.sqlite3
+
+    def rate(rating: str, comment: str, last: str, request: gr.Request) -> tuple[str, str]:
+        comment = comment if isinstance(comment, str) else ""
+        if len(comment) > web.max_comment_chars:
+            raise gr.Error(f"意见过长（{len(comment)} 字），请控制在 {web.max_comment_chars} 字以内。")
         if not last:
             return "先提问，再评价答复。", comment
+        if ratings.wait(request.client.host if request.client else "?") > 0:
+            raise gr.Error("评价过于频繁，请稍后再试。")
         feedback.add(rating, comment or "", json.loads(last))
         return ("已记录：有帮助" if rating == "up" else "已记录：没帮助") + "，谢谢。", ""
+
+    def rate_up(comment: str, last: str, request: gr.Request) -> tuple[str, str]:
+        return rate("up", comment, last, request)
+
+    def rate_down(comment: str, last: str, request: gr.Request) -> tuple[str, str]:
+        return rate("down", comment, last, request)
 
     with gr.Blocks(title="政策解读助手") as ui:
         gr.Markdown("## 政策解读助手 · 答复测试" + ("　　[编辑发布 →](editors/)" if editors else ""),
@@ -214,7 +230,8 @@ def build_ui(assistant: Assistant, feedback: FeedbackStore, editors: bool = Fals
                         clear = gr.Button("清空", elem_id="clear")
                     examples = gr.Examples(EXAMPLES, inputs=question, label="示例问题（点击即问）")
                     with gr.Row():
-                        comment = gr.Textbox(label="对上一条答复的意见（可选）", scale=3, elem_id="comment")
+                        comment = gr.Textbox(label="对上一条答复的意见（可选）", scale=3, elem_id="comment",
+                                             max_length=web.max_comment_chars)
                         # words, not emoji: a PC without an emoji font shows empty boxes
                         up = gr.Button("有帮助", scale=1, elem_id="thumbs-up")
                         down = gr.Button("没帮助", scale=1, elem_id="thumbs-down")
@@ -230,8 +247,8 @@ def build_ui(assistant: Assistant, feedback: FeedbackStore, editors: bool = Fals
         # a new conversation: nothing of the last one stays on the page (its sources, scores, rating, turns)
         clear.click(lambda: ([], "", SOURCES_HINT, "", "", [], "", ""), None, [*outputs, rated, comment],
                     api_visibility="private", queue=False)
-        up.click(lambda c, s: rate("up", c, s), [comment, last], [rated, comment], api_name="rate_up")
-        down.click(lambda c, s: rate("down", c, s), [comment, last], [rated, comment], api_name="rate_down")
+        up.click(rate_up, [comment, last], [rated, comment], api_name="rate_up")
+        down.click(rate_down, [comment, last], [rated, comment], api_name="rate_down")
         # two answers at a time: the work is CPU-bound, and the machine this runs on has few cores
         handler = respond if assistant.llm_enabled else respond_at_once
         question.submit(handler, [question, chat, kept], outputs, api_name="ask", concurrency_limit=2,
