@@ -17,6 +17,10 @@ from assistant.ingest.tables import table_row
 
 log = logging.getLogger(__name__)
 
+# A ruled table of 100 rows and 50 columns has about 5,000 crossings; the table finder's time grows faster than
+# their number (21,875 on one page took 10 s), so a page with more, or a file with more in all, is read as text.
+MAX_PAGE_GRID = 5_000
+MAX_DOCUMENT_GRID = 50_000
 OCR_MODELS = ("chi_sim", "chi_tra")
 OCR_LANGUAGES = "chi_sim|chi_tra"
 _OCR_HINT = ("this PDF is a scan with no text layer; to read it, install Tesseract with its Chinese models "
@@ -88,16 +92,25 @@ def _layout_pages(data: bytes, name: str) -> list[list[str]]:
 
     pages: list[list[str]] = []
     header: list[str | None] = [None]  # the first row of the last table
+    grid = [MAX_DOCUMENT_GRID]  # crossings of ruled lines the table finder may still read in this file
     try:
         with pdfplumber.open(io.BytesIO(data)) as pdf:
-            pages = [_page_lines(page, header) for page in pdf.pages]
+            pages = [_page_lines(page, header, grid, name) for page in pdf.pages]
     except (PdfminerException, ValueError, KeyError, TypeError) as e:
         raise CorpusError(name, f"not a readable PDF file ({e.__class__.__name__}: {e})") from e
     return pages
 
 
-def _page_lines(page: object, header: list[str | None]) -> list[str]:
-    tables = [rows for rows in map(_data_rows, page.find_tables()) if rows]  # type: ignore[attr-defined]
+def _page_lines(page: object, header: list[str | None], grid: list[int], name: str) -> list[str]:
+    crossings = _ruled_crossings(page)
+    if crossings > min(MAX_PAGE_GRID, grid[0]):
+        log.warning("%s: page %s has %s crossings of ruled lines; its tables are read as text lines",
+                    name, page.page_number, f"{crossings:,}")  # type: ignore[attr-defined]
+        found = []
+    else:
+        grid[0] -= crossings
+        found = page.find_tables()  # type: ignore[attr-defined]
+    tables = [rows for rows in map(_data_rows, found) if rows]
     boxes = [box for box, _ in tables]
     text = page.filter(lambda obj: not _inside(obj, boxes)).extract_text_lines()  # type: ignore[attr-defined]
     items = sorted([(line["top"], None, [line["text"]]) for line in text] +
@@ -109,6 +122,17 @@ def _page_lines(page: object, header: list[str | None]) -> list[str]:
             header[0] = first
         lines += rows
     return lines
+
+
+def _ruled_crossings(page: object) -> int:
+    """How many crossings of horizontal and vertical rules the table finder would work through (its edges merged
+    as it merges them): its time grows faster than that count, so a page of dense rules (a drawing, or a file
+    made to stall the reader) is read without it."""
+    from pdfplumber.table import merge_edges
+
+    edges = merge_edges(page.edges, 3, 3, 3, 3)  # type: ignore[attr-defined]  # pdfplumber's default tolerances
+    horizontal = sum(1 for edge in edges if edge["orientation"] == "h")
+    return horizontal * (len(edges) - horizontal)
 
 
 def _data_rows(table: object) -> tuple[tuple[float, float, float, float], list[str]] | None:
