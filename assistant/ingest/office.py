@@ -34,11 +34,15 @@ def docx_lines(data: bytes, name: str) -> list[str]:
     from docx import Document
     from docx.table import Table
     from docx.text.paragraph import Paragraph
+    from lxml.etree import LxmlError
 
     try:
         document = Document(io.BytesIO(data))
     except (zipfile.BadZipFile, KeyError, ValueError) as e:
         raise CorpusError(name, f"not a readable DOCX file ({e.__class__.__name__}: {e})") from e
+    except LxmlError as e:  # malformed XML, or entities declared to expand (libxml2 stops their amplification)
+        raise CorpusError(name, f"not a readable DOCX file: its XML does not parse ({e})",
+                          "Word never declares XML entities; save the file again from Word or WPS") from e
     lines: list[str] = []
     for block in document.element.body.iterchildren():
         tag = block.tag.rsplit("}", 1)[-1]
