@@ -20,9 +20,17 @@ from assistant.errors import AssistantError, IndexNotBuiltError, InputTooLongErr
 from assistant.index.build import Indexer, IndexSummary, Progress
 from assistant.index.embedder import ClauseEmbedder, fingerprint_for, load_embedder
 from assistant.index.generations import MANIFEST, Manifest
-from assistant.index.registry import DocumentRow, VersionRow
+from assistant.index.registry import REMOVED, DocumentRow, VersionRow
 from assistant.ingest.records import Clause
-from assistant.publishing import ReplaceNotConfirmed, Upload, read_uploads, replaced, write_markdown, write_status
+from assistant.publishing import (
+    ReplaceNotConfirmed,
+    Upload,
+    change_status,
+    publish_files,
+    read_uploads,
+    refuse_duplicates,
+    replaced,
+)
 from assistant.retrieve import Candidate, Retrieval, Retriever
 
 log = logging.getLogger(__name__)
@@ -251,23 +259,32 @@ class Assistant:
         """Publish uploaded files into the corpus and the index: each is read with the given metadata (which
         overrides the file's), written into the corpus folder as Markdown (the original kept under .originals/),
         and the corpus is reindexed. Replacing a published document (or a corpus file) needs `replace`. Nothing is
-        written when any file cannot be read (`PublishError` naming it). Returns the summary and doc id → title."""
+        written when any file cannot be read (`PublishError` naming it), or duplicates a published document
+        (`DuplicateDocument`), and a publish that fails on the way leaves the corpus and the index as they were.
+        Returns the summary and doc id → title."""
         index = self.settings.index
         loaded = read_uploads(uploads, fields or {}, index.limits(), index.max_clause_chars)
-        replacing = self.replacing([u.doc_id for u, _, _ in loaded])
+        replacing = self.replacing([item.upload.doc_id for item in loaded])
         if replacing and not replace:
             raise ReplaceNotConfirmed(replacing)
+        refuse_duplicates(loaded, self.documents() if self.has_index() else [])
         corpus = Path(self.settings.corpus_dir)
-        corpus.mkdir(parents=True, exist_ok=True)
-        for upload, doc, front in loaded:
-            write_markdown(doc, front, corpus, upload)
-        summary = self.reindex([corpus], progress=progress)
-        return summary, {upload.doc_id: doc.title for upload, doc, _ in loaded}
+        summary = publish_files(loaded, corpus, lambda: self.reindex([corpus], progress=progress), self._file_hash)
+        return summary, {item.upload.doc_id: item.doc.title for item in loaded}
 
     def set_status(self, doc_id: str, status: str, replaced_by: str = "") -> IndexSummary:
         """Change a published document's status (已废止, …) in its corpus file and publish it; nothing is
-        re-embedded. Answers citing it then carry a warning."""
-        return self.reindex([write_status(self.row(doc_id), status, replaced_by, self.settings.index.limits())])
+        re-embedded. Answers citing it then carry a warning. When it fails, the file stays as it was."""
+        return change_status(self.row(doc_id), status, replaced_by, self.settings.index.limits(),
+                             lambda folder: self.reindex([folder]), self._file_hash)
+
+    def _file_hash(self, doc_id: str) -> str | None:
+        """The hash of the file a document is indexed from (None when the index has no such document)."""
+        try:
+            row = self.indexer.document(doc_id)
+        except AssistantError:
+            return None
+        return row.file_hash if row.state != REMOVED else None
 
     def withdraw(self, doc_id: str) -> IndexSummary:
         return self.indexer.withdraw(doc_id)

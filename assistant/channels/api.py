@@ -16,7 +16,16 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field, field_validator
 
 from assistant.answer.records import Answer, reference
-from assistant.channels.api_support import Access, Answering, ApiError, Conversations, install_errors, refusal
+from assistant.channels.api_support import (
+    Access,
+    Answering,
+    ApiError,
+    Conversations,
+    install_errors,
+    refusal,
+    unicode_text,
+    without_paths,
+)
 from assistant.config import ApiKey
 from assistant.conversation import Conversation
 from assistant.errors import AssistantError, IndexNotBuiltError
@@ -24,7 +33,17 @@ from assistant.index.build import IndexSummary
 from assistant.index.registry import DocumentRow
 from assistant.ingest.loaders import SUFFIXES
 from assistant.ingest.records import Clause
-from assistant.publishing import DOC_ID, KINDS, STATUSES, PublishError, ReplaceNotConfirmed, Upload
+from assistant.publishing import (
+    DOC_ID,
+    KINDS,
+    MAX_ID_BYTES,
+    STATUSES,
+    DuplicateDocument,
+    FieldError,
+    PublishError,
+    ReplaceNotConfirmed,
+    Upload,
+)
 from assistant.service import Assistant
 
 log = logging.getLogger(__name__)
@@ -52,18 +71,31 @@ class AskRequest(BaseModel):
     def _not_blank(cls, question: str | None) -> str | None:
         if question is not None and not question.strip():
             raise ValueError("the question is blank")
-        return question
+        return question if question is None else unicode_text(question)
+
+    @field_validator("history")
+    @classmethod
+    def _unicode(cls, history: list[str | HistoryTurn] | None) -> list[str | HistoryTurn] | None:
+        for turn in history or []:
+            unicode_text(turn if isinstance(turn, str) else turn.question)
+        return history
 
 
 class StatusRequest(BaseModel):
     status: Literal[STATUSES] = Field(description="The document's new status.")  # type: ignore[valid-type]
     replaced_by: str = Field("", max_length=300, description="The document that replaces it (title, 文号 or id).")
 
+    @field_validator("replaced_by")
+    @classmethod
+    def _unicode(cls, replaced_by: str) -> str:
+        return unicode_text(replaced_by)
+
 
 def summary_json(summary: IndexSummary) -> dict[str, Any]:
     return {"generation": summary.generation, "switched": summary.switched, "added": summary.added,
             "updated": summary.updated, "removed": summary.removed, "unchanged": summary.unchanged,
-            "embedded": summary.embedded, "errors": summary.errors, "documents": summary.documents,
+            "embedded": summary.embedded, "errors": [without_paths(e) for e in summary.errors],
+            "documents": summary.documents,
             "clauses": summary.clauses, "seconds": round(summary.seconds, 2)}
 
 
@@ -89,6 +121,9 @@ def checked_id(doc_id: str, upload: bool = False) -> str:
             or (upload and len(parts) > 1):
         raise ApiError(422, f"not a document id: {doc_id[:100]!r} (letters, digits, '-', '_', '.'; not hidden"
                        + ("; no folders)" if upload else ")"), "doc_id", "invalid_doc_id")
+    if upload and len(doc_id.encode("utf-8")) > MAX_ID_BYTES:
+        raise ApiError(422, f"doc_id: {len(doc_id.encode('utf-8'))} bytes long, over the limit of {MAX_ID_BYTES} "
+                       f"bytes (a Chinese character takes 3)", "doc_id", "invalid_doc_id")
     return doc_id
 
 
@@ -225,8 +260,14 @@ def build_api(assistant: Assistant, access: Access, answering: Answering, conver
             except ReplaceNotConfirmed as e:
                 raise ApiError(409, f"{doc_id} is published already: {e.replacing[doc_id]}; send replace=true to "
                                "replace it (the old version stays in its history)", "replace", "exists") from e
+            except DuplicateDocument as e:
+                raise ApiError(409, f"{doc_id} has the same text as the published document "
+                               f"{e.duplicates[doc_id]!r}; nothing was published (publish it under that id to "
+                               "update it)", "file", "duplicate") from e
+            except FieldError as e:
+                raise ApiError(422, f"{e.field}: {e.message}", e.field, "invalid_field") from e
             except PublishError as e:
-                raise ApiError(422, e.message, "file", "unreadable_file") from e
+                raise ApiError(422, without_paths(e.message), "file", "unreadable_file") from e
             except AssistantError as e:
                 raise refusal(e) from e
         log.info("api: key %r published %s (generation %s)", key.name, doc_id, summary.generation)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -69,7 +70,27 @@ def refusal(e: AssistantError, param: str | None = None) -> ApiError:
         return ApiError(422, e.message, param, "too_long")
     if isinstance(e, IndexNotBuiltError):
         return ApiError(503, "the index is not built yet", None, "index_not_built")
-    return ApiError(409, e.message, param, "conflict")
+    return ApiError(409, without_paths(e.message), param, "conflict")
+
+
+# an absolute path in a message: '/' not inside a word, a URL or a path, then folders
+_SERVER_PATH = re.compile(r"(?<![\w.:/~-])/(?:[^\s/:;,'\"()（）：；，]+/)+")
+
+
+def without_paths(message: str) -> str:
+    """A message as a client may read it: an absolute path in it named by its last part (where the server keeps
+    its files is none of a client's business)."""
+    return _SERVER_PATH.sub("", message)
+
+
+def unicode_text(value: str) -> str:
+    """A pydantic validator: text that is Unicode (JSON may carry a lone surrogate, "\\ud800", which is not)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise ValueError(f"holds a lone surrogate (U+{ord(value[e.start]):04X}) at character {e.start + 1}, "
+                         "which is not Unicode text") from None
+    return value
 
 
 class Access:

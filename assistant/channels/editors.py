@@ -22,10 +22,11 @@ from assistant.evaluation import EvalResult, read_eval_file, run_eval
 from assistant.feedback import FeedbackStore
 from assistant.index.registry import DocumentRow
 from assistant.ingest.loaders import SUFFIXES
-from assistant.ingest.records import KIND_NAMES, PolicyDocument
+from assistant.ingest.records import KIND_NAMES
 from assistant.publishing import (
     FORM_FIELDS,
     STATUSES,
+    Loaded,
     PublishError,
     ReplaceNotConfirmed,
     Upload,
@@ -87,7 +88,7 @@ def build_editors(assistant: Assistant, feedback: FeedbackStore,
 
     limits, max_chars = settings.index.limits(), settings.index.max_clause_chars
 
-    def read(files: Any, values: tuple[str, ...]) -> list[tuple[Upload, PolicyDocument, dict[str, object]]]:
+    def read(files: Any, values: tuple[str, ...]) -> list[Loaded]:
         try:
             return read_uploads(uploads(files), dict(zip(FORM_FIELDS, values, strict=True)), limits, max_chars)
         except PublishError as e:
@@ -95,11 +96,11 @@ def build_editors(assistant: Assistant, feedback: FeedbackStore,
 
     def preview(files: Any, *values: Any) -> tuple[Any, ...]:
         loaded = read(files, values[:-1])
-        replacing = assistant.replacing([u.doc_id for u, _, _ in loaded])
-        shown = preview_html([doc for _, doc, _ in loaded], replacing, max_chars)
+        replacing = assistant.replacing([item.upload.doc_id for item in loaded])
+        shown = preview_html([item.doc for item in loaded], replacing, max_chars)
         if len(loaded) != 1:  # several files: each keeps what it says itself
             return (shown, *[gr.update() for _ in INFERRED])
-        doc = loaded[0][1]
+        doc = loaded[0].doc
         return (shown, *[gr.update(value=getattr(doc, name) or "") for name in INFERRED])
 
     def row_of(doc_id: str) -> DocumentRow | None:
@@ -129,8 +130,8 @@ def build_editors(assistant: Assistant, feedback: FeedbackStore,
                          "。请先预览，确认无误后勾选“确认替换”再发布（旧版本会保留在历史版本中）。") from e
         except PublishError as e:
             raise refuse(e.message) from e
-        except AssistantError as e:  # e.g. another reindex holds the lock: the files wait in the corpus
-            raise refuse(f"文件已保存到语料目录，但索引未更新：{e.message}。稍后再点“发布”即可。") from e
+        except AssistantError as e:  # e.g. another reindex holds the lock: nothing was written
+            raise refuse(f"未发布：{e.message}。语料和索引均未改动，稍后再点“发布”即可。") from e
         return published_text(summary, titles), documents_html(assistant), chosen()
 
     def history(doc_id: str) -> str:

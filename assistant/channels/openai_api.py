@@ -12,10 +12,10 @@ from typing import Any, Literal
 
 from fastapi import Depends, FastAPI
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from assistant.answer.records import Answer
-from assistant.channels.api_support import Access, Answering, ApiError, install_errors
+from assistant.channels.api_support import Access, Answering, ApiError, install_errors, unicode_text
 from assistant.config import ApiKey, ApiSettings
 
 CREATED = int(time.time())
@@ -31,6 +31,12 @@ class Message(BaseModel):
     model_config = ConfigDict(extra="allow")
     role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[TextPart] | None = Field(None, max_length=100_000)
+
+    @field_validator("content")
+    @classmethod
+    def _unicode(cls, content: str | list[TextPart] | None) -> str | list[TextPart] | None:
+        unicode_text(content if isinstance(content, str) else "".join(part.text for part in content or []))
+        return content
 
     @property
     def text(self) -> str:

@@ -25,10 +25,11 @@ from assistant.index.publish import Embedder, IndexSummary, Progress, Publisher,
 from assistant.index.registry import ACTIVE, REGISTRY, REMOVED, WITHDRAWN, ClauseRow, DocumentRow, Registry, VersionRow
 from assistant.index.store import chroma_client, clause_to_record, record_to_clause
 from assistant.ingest.clauses import CHUNKING_VERSION
-from assistant.ingest.limits import Limits, parse_bounded
-from assistant.ingest.loaders import doc_id_for, iter_corpus_files, load_document
+from assistant.ingest.limits import Limits
+from assistant.ingest.loaders import doc_id_for, iter_corpus_files
 from assistant.ingest.normalize import normalize
 from assistant.ingest.records import Clause, PolicyDocument
+from assistant.ingest.sandbox import parse_file
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,20 @@ def passage_text(clause: Clause) -> str:
     return normalize(" ".join(part for part in (clause.title, clause.heading, clause.text) if part))
 
 
+
+
+def shown(file: Path, root: Path) -> str:
+    """A corpus file as a summary names it: from its corpus folder's name down (a summary is shown to the API's
+    clients and on the editors' page, which are not told where the server keeps its files)."""
+    try:
+        return (Path(root.name) / file.relative_to(root)).as_posix()
+    except ValueError:
+        return file.name
+
+
+def failed(e: CorpusError, file: Path, root: Path) -> str:
+    """Why a file was not indexed, naming it as `shown` does."""
+    return f"{shown(file, root)}: {e.reason}" + (f" ({e.hint})" if e.hint else "")
 
 
 def chunking_key(max_chars: int) -> str:
@@ -260,8 +275,8 @@ class Indexer:
                 progress("reading", i, len(files))
             doc_id = doc_id_for(file, root)
             if doc_id in seen:
-                summary.errors.append(str(CorpusError(str(file), f"same document id {doc_id!r} as {seen[doc_id]}",
-                                                      "rename one of the files")))
+                summary.errors.append(f"{shown(file, root)}: same document id {doc_id!r} as "
+                                      f"{shown(seen[doc_id], root)} (rename one of the files)")
                 continue
             seen[doc_id] = file
             old = known.get(doc_id)
@@ -273,11 +288,11 @@ class Indexer:
                     summary.unchanged += 1
                 continue
             try:
-                doc = load_document(file, root, self.limits)
-                clauses = self._parse(doc, str(file))
+                doc, clauses = parse_file(file, root, self.limits, self.max_chars)
             except CorpusError as e:
                 log.warning("%s", e)
-                summary.errors.append(str(e) + ("; the indexed version stays" if old and old.state != REMOVED else ""))
+                summary.errors.append(failed(e, file, root) + ("; the indexed version stays"
+                                                              if old and old.state != REMOVED else ""))
                 continue
             parsed.append(_Parsed(doc, file, root, file_hash, clauses))
         gone = [doc_id for doc_id, row in known.items()
@@ -288,9 +303,6 @@ class Indexer:
             (summary.added if old is None or old.state == REMOVED else summary.updated).append(item.doc.doc_id)
         summary.removed += [d for d in gone if known[d].state != REMOVED]
         return parsed, gone
-
-    def _parse(self, doc: PolicyDocument, name: str) -> list[Clause]:
-        return parse_bounded(doc, name, self.max_chars, self.limits)
 
     def _file_hash(self, file: Path) -> str:
         try:
@@ -304,16 +316,16 @@ class Indexer:
                          summary: IndexSummary) -> list[_Parsed]:
         """A document whose text is already indexed under another id is refused (a rename is not a duplicate)."""
         changing = {p.doc.doc_id for p in parsed}
-        owners = {row.text_hash: row.path for doc_id, row in known.items()
+        owners = {row.text_hash: doc_id for doc_id, row in known.items()
                   if row.state != REMOVED and doc_id not in gone and doc_id not in changing}
         kept = []
         for item in parsed:
             other = owners.get(item.text_hash)
             if other is not None:
-                summary.errors.append(str(CorpusError(str(item.file), f"same text as {other}, already indexed",
-                                                      "keep one of the two files")))
+                summary.errors.append(f"{shown(item.file, item.root)}: same text as document {other!r}, already "
+                                      "indexed (keep one of the two files)")
                 continue
-            owners[item.text_hash] = str(item.file)
+            owners[item.text_hash] = item.doc.doc_id
             kept.append(item)
         return kept
 
@@ -326,11 +338,10 @@ class Indexer:
             if doc_id in done or row.state == REMOVED or doc_id in summary.updated:
                 continue
             try:
-                doc = load_document(Path(row.path), Path(row.root), self.limits)
-                more.append(_Parsed(doc, Path(row.path), Path(row.root), self._file_hash(Path(row.path)),
-                                    self._parse(doc, row.path)))
+                doc, clauses = parse_file(Path(row.path), Path(row.root), self.limits, self.max_chars)
+                more.append(_Parsed(doc, Path(row.path), Path(row.root), self._file_hash(Path(row.path)), clauses))
             except CorpusError as e:
-                summary.errors.append(f"{e}; not in the rebuilt index")
+                summary.errors.append(f"{failed(e, Path(row.path), Path(row.root))}; not in the rebuilt index")
                 dropped.append(doc_id)
         return more, dropped
 

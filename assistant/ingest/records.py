@@ -62,6 +62,29 @@ class PolicyDocument:
         return in_force(self.status, self.expiry_date, today)
 
 
+def invalid_text(doc: PolicyDocument) -> tuple[str, str] | None:
+    """(the field, what is wrong) for the first of the document's text and metadata that is not proper Unicode (a
+    lone surrogate such as "\\ud800" in front matter cannot be stored, indexed or shown), or None."""
+    fields = [("text", doc.text), *doc.metadata().items(), *((f"{_shown(k)} (its name)", k) for k in doc.extra),
+              *((_shown(k), v) for k, v in doc.extra.items())]
+    for name, value in fields:
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as e:
+            return name, (f"holds a lone surrogate (U+{ord(value[e.start]):04X}) at character {e.start + 1}, which is "
+                          "not Unicode text")
+    return None
+
+
+def _shown(name: str) -> str:
+    """A field's name as a message can carry it (a name that is itself no Unicode, escaped)."""
+    try:
+        name.encode("utf-8")
+        return name
+    except UnicodeEncodeError:
+        return ascii(name)[1:-1]
+
+
 def in_force(status: str, expiry_date: str = "", today: dt.date | None = None) -> bool:
     """False when the status says so (已废止, 历史版本 …) or the expiry date has passed."""
     return status not in NOT_IN_FORCE and not expired(expiry_date, today)
