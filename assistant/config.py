@@ -43,7 +43,8 @@ class IndexSettings(BaseModel):
     )
     batch_size: int = Field(32, ge=1, description="Clauses embedded per batch.")
     max_clause_chars: int = Field(
-        400, ge=50, description="Clauses longer than this are split at sentence ends into paragraphs."
+        400, ge=50, description="Clauses longer than this are split at paragraph and sentence ends, and a sentence "
+        "longer than this at a comma (or, with none, at this length): no clause is longer."
     )
     max_file_bytes: int = Field(20_000_000, ge=1, description="Corpus files (and uploads) larger than this are "
                                 "refused.")
