@@ -36,9 +36,9 @@ def brief(response: httpx.Response) -> str:
     return f"{response.status_code} {response.text[:90]}"
 
 
-def dense_pdf(pages: int, lines: int = 200) -> bytes:
-    """A 2 KB PDF whose pages share one content stream: a sentence and a grid of lines crossing (lines/2)² times,
-    which a table finder takes seconds of CPU per page to read."""
+def dense_pdf(pages: int, lines: int = 140) -> bytes:
+    """A 2 KB PDF whose pages share one content stream: a sentence and a grid of rules crossing (lines/2)² times
+    (4,900: just under the count past which tables are no longer looked for), about 0.7 s of CPU per page to read."""
     ops = [b"BT /F1 12 Tf 50 800 Td (Article 1 text of the probe policy document.) Tj ET"]
     for i in range(lines):
         at = 50 + i * (700 if i % 2 else 500) / lines
@@ -156,17 +156,19 @@ def parse_off_the_gil(base: str, api_key: str = "", **_: Any) -> Result:
                   f"{normal_publish(base, api_key, tag)}")
 
 
-@check("26.3", "a parse past its CPU budget is refused naming the file; answers do not wait for it")
+@check("26.3", "a slow file is read within its budget or refused naming the file; answers do not wait for it")
 def parse_budget(base: str, api_key: str = "", **_: Any) -> Result:
     if not api_key:
         return True, "skipped (no --api-key)"
     tag = stamp()
     doc_id = f"probe-dense-{tag}"
-    # some 100 s of CPU unbounded: past the default budget of 60 s
-    during, got, took = answers_during(base, api_key, doc_id, dense_pdf(40), f"{doc_id}.pdf")
-    held = mean(during) <= 1.0 and 400 <= got.status_code < 500 and doc_id in got.text and "CPU" in got.text
-    return held, (f"answer {times(during)} while a 40-page dense PDF was parsed for {took:.1f} s ({brief(got)}); "
-                  f"{normal_publish(base, api_key, tag)}")
+    # 10 pages of ruled grids: some 6 s of CPU to read (refused by a server whose index.parse_cpu_s is smaller)
+    during, got, took = answers_during(base, api_key, doc_id, dense_pdf(10), f"{doc_id}.pdf")
+    refused = 400 <= got.status_code < 500
+    over = refused and "CPU" in got.text
+    held = mean(during) <= 1.0 and got.status_code != 500 and (not refused or f"{doc_id}.pdf" in got.text)
+    return held, (f"answer {times(during)} while a 10-page ruled PDF was read for {took:.1f} s "
+                  f"({'refused past its CPU budget' if over else brief(got)}); {normal_publish(base, api_key, tag)}")
 
 
 # 14. a duplicate is refused -------------------------------------------------------------------------------------------
