@@ -12,8 +12,9 @@ import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from assistant.config import WebSettings
+from assistant.rare_log import RareLog
 
-log = logging.getLogger(__name__)
+log = RareLog(logging.getLogger(__name__))
 ASGIApp = Any
 
 
@@ -90,8 +91,9 @@ class BoundedH11Protocol(H11Protocol):
     def _headers_late(self) -> None:
         self._head_timer = None
         if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
-            log.warning("closed a connection from %s: no complete request headers within %.0f s",
-                        _who(self.client), self.limits.header_timeout_s)
+            if self.conn.trailing_data[0]:  # part of a head came (a connection opened ahead and left idle is normal)
+                log.warning("closed a connection from %s: no complete request headers within %.0f s",
+                            _who(self.client), self.limits.header_timeout_s)
             self._refuse(408, b"Request Timeout")
 
     def _arm_body_timer(self) -> None:

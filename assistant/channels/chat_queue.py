@@ -11,6 +11,8 @@ from typing import Any
 
 from fastapi import HTTPException
 
+from assistant.rare_log import RareLog
+
 log = logging.getLogger(__name__)
 
 BUSY = "当前提问的人较多，请稍等片刻再试。"
@@ -25,6 +27,7 @@ def bound_queue(blocks: Any, max_events: int, per_client: int, max_input_chars: 
     blocks.queue(max_size=max_events)  # Gradio's own bound stays as a backstop
     queue = blocks._queue
     push = queue.push
+    refusals = RareLog(log)
 
     async def bounded_push(body: Any, request: Any, username: str | None) -> Any:
         chars = _input_chars(getattr(body, "data", None))
@@ -33,10 +36,10 @@ def bound_queue(blocks: Any, max_events: int, per_client: int, max_input_chars: 
         client = _address(request)
         events = list(_events(queue))
         if len(events) >= max_events:
-            log.warning("chat queue full (%d events): refused an event from %s", len(events), client)
+            refusals.warning("refused a chat event: the queue is full (%d events)", max_events)
             raise HTTPException(429, BUSY, headers={"Retry-After": "5"})
         if sum(_address(event.request) == client for event in events) >= per_client:
-            log.warning("refused an event from %s: %d of its events are already queued", client, per_client)
+            refusals.warning("refused a chat event from %s: %d of its events are queued already", client, per_client)
             raise HTTPException(429, CLIENT_BUSY, headers={"Retry-After": "5"})
         return await push(body, request, username)
 
