@@ -48,6 +48,7 @@ RUNS: dict[str, Callable[[int], str]] = {
     "digits": lambda n: "1" * n,
     "Chinese numerals": lambda n: "一" * n,
     "unpunctuated Chinese": _cjk,
+    "one character repeated": lambda n: "中" * n,
     "line breaks between Chinese": lambda n: "中" + "\n" * n + "文",
     "spaces": lambda n: "中" + " " * n + "x",
     "title kinds and brackets": lambda n: "办法（" * (n // 3),
@@ -134,7 +135,7 @@ def test_a_pdf_of_dense_rules_is_read_quickly():
     started = time.process_time()
     lines, _ = pdf_lines(ruled_pdf(4_000), "rules.pdf", Limits())
     assert time.process_time() - started < 5
-    assert lines == ["Rule 1. This page is for testing."]
+    assert lines == ["Rules for testing", "Rule 1. This page is for testing."]
 
 
 def test_a_docx_declaring_expanding_entities_is_refused_by_name():

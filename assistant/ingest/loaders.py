@@ -97,13 +97,13 @@ def load_document(file: Path, root: Path | None = None,
         meta.update(how)
     else:
         text = decode_text(data, name)
-        check_text(len(text), name, limits)  # before any further reading of it
-        if suffix in (".html", ".htm"):
+        if suffix in (".html", ".htm"):  # markup is not text: the page's text is checked once it is read
             lines, html_title = html_lines(text)
             text = "\n".join(lines)
             if html_title:
                 meta["html_title"] = html_title
         else:
+            check_text(len(text), name, limits)  # before any further reading of it
             if suffix in (".md", ".markdown"):
                 front, text = split_front_matter(text, name, limits)
                 meta.update(front)
