@@ -79,7 +79,7 @@ def ruled_pdf(ops: int = 4_000, pages: int = 1) -> bytes:
 def entity_docx(levels: int = 9) -> bytes:
     """A DOCX whose document.xml declares nine levels of entities, each ten of the one below (a billion laughs)."""
     entities = '<!ENTITY e0 "政务公开政务公开">' + "".join(
-        f'<!ENTITY e{i} "{("&e%d;" % (i - 1)) * 10}">' for i in range(1, levels + 1))
+        f'<!ENTITY e{i} "{f"&e{i - 1};" * 10}">' for i in range(1, levels + 1))
     document = ('<?xml version="1.0" encoding="UTF-8" standalone="yes"?><!DOCTYPE w:document [' + entities + ']>'
                 '<w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"><w:body>'
                 f'<w:p><w:r><w:t>&e{levels};</w:t></w:r></w:p></w:body></w:document>')

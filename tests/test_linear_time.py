@@ -128,9 +128,10 @@ def test_loading_a_file_is_linear(tmp_path: Path, suffix: str, run: str):
 
 
 def test_a_pdf_of_dense_rules_is_read_quickly():
+    from probe_stall import ruled_pdf
+
     from assistant.ingest.limits import Limits
     from assistant.ingest.office import pdf_lines
-    from probe_stall import ruled_pdf
 
     started = time.process_time()
     lines, _ = pdf_lines(ruled_pdf(4_000), "rules.pdf", Limits())
@@ -139,9 +140,10 @@ def test_a_pdf_of_dense_rules_is_read_quickly():
 
 
 def test_a_docx_declaring_expanding_entities_is_refused_by_name():
+    from probe_stall import entity_docx
+
     from assistant.errors import CorpusError
     from assistant.ingest.office import docx_lines
-    from probe_stall import entity_docx
 
     with pytest.raises(CorpusError, match="entity.docx"):
         docx_lines(entity_docx(), "entity.docx")
