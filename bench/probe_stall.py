@@ -32,8 +32,8 @@ def comment_openers(size: int = 96_000) -> str:
 
 
 def unpunctuated(chars: int = 100_000) -> str:
-    text = "政务公开考核分值是多少市里县区乡镇办理申请材料审批服务群众企业"
-    return "探测长文\n\n第一条　" + "".join(text[(i * 7 + i // 31) % len(text)] for i in range(chars)) + "\n"
+    """A policy whose article is one character repeated `chars` times: jieba, given it whole, is superlinear."""
+    return "探测长文\n\n第一条　" + "中" * chars + "\n"
 
 
 def nested_html(depth: int = 100_000) -> str:
