@@ -99,6 +99,31 @@ end
 return 1
 """
 
+# KEYS: a conversation's list; ARGV: "<time> <turn>", turns kept, TTL, oldest time kept. Each turn carries its time:
+# the key's expiry forgets an idle conversation, and turns older than the TTL go from a live one too
+_REMEMBER = """
+local k = KEYS[1]
+redis.call('RPUSH', k, ARGV[1])
+redis.call('LTRIM', k, -tonumber(ARGV[2]), -1)
+local since = tonumber(ARGV[4])
+while true do
+  local head = redis.call('LINDEX', k, 0)
+  local at = head and tonumber(string.match(head, '^(%d+%.?%d*) '))
+  if not head or (at and at >= since) then break end
+  redis.call('LPOP', k)
+end
+redis.call('EXPIRE', k, ARGV[3])
+"""
+
+
+def _turn(entry: str) -> tuple[float, str]:
+    """(when, turn) of a kept entry; one kept before turns carried their time counts as old."""
+    at, _, turn = entry.partition(" ")
+    try:
+        return float(at), turn
+    except ValueError:
+        return 0.0, entry
+
 
 class RedisState:
     """Keys under `wx:`: a hash per message, a sorted set of open messages by lease, a list per mailbox and
@@ -116,6 +141,7 @@ class RedisState:
         self._finish = self.redis.register_script(_FINISH)
         self._take = self.redis.register_script(_TAKE)
         self._settle = self.redis.register_script(_SETTLE)
+        self._remember = self.redis.register_script(_REMEMBER)
 
     def _msg(self, key: str) -> str:
         return f"{self.p}m:{key}"
@@ -182,15 +208,16 @@ class RedisState:
         return int(self.redis.llen(self._box + openid))
 
     def remember(self, openid: str, question: str, keep: int, ttl_s: float) -> None:
-        name = f"{self.p}history:{openid}"
-        with self.redis.pipeline() as pipe:
-            pipe.rpush(name, question)
-            pipe.ltrim(name, -keep, -1)
-            pipe.expire(name, max(1, int(ttl_s)))
-            pipe.execute()
+        now = time.time()
+        self._remember(keys=[f"{self.p}history:{openid}"],
+                       args=[f"{now:.3f} {question}", max(1, keep), max(1, int(ttl_s)), now - ttl_s])
 
     def history(self, openid: str, ttl_s: float) -> list[str]:
-        return [str(q) for q in self.redis.lrange(f"{self.p}history:{openid}", 0, -1)] if ttl_s > 0 else []
+        if ttl_s <= 0:
+            return []
+        since = time.time() - ttl_s
+        return [question for at, question in map(_turn, self.redis.lrange(f"{self.p}history:{openid}", 0, -1))
+                if at >= since]
 
     def count_message(self, openid: str) -> int:
         name = f"{self.p}rate:{openid}:{int(time.time() // 60)}"

@@ -77,6 +77,7 @@ CREATE TABLE IF NOT EXISTS mailbox (
 CREATE INDEX IF NOT EXISTS mailbox_user ON mailbox(openid, id);
 CREATE TABLE IF NOT EXISTS history (openid TEXT NOT NULL, question TEXT NOT NULL, at REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS history_user ON history(openid, at);
+CREATE INDEX IF NOT EXISTS history_at ON history(at);
 CREATE TABLE IF NOT EXISTS rate (openid TEXT NOT NULL, minute INTEGER NOT NULL, n INTEGER NOT NULL,
     PRIMARY KEY (openid, minute));
 CREATE TABLE IF NOT EXISTS cache (name TEXT PRIMARY KEY, value TEXT NOT NULL, expires REAL NOT NULL);
@@ -100,6 +101,7 @@ class SQLiteState:
             db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA secure_delete=ON")  # a pruned question is overwritten, not left in a free page
             self._local.db = db
         return db
 
@@ -222,8 +224,11 @@ class SQLiteState:
         now = time.time()
         with self._tx() as db:
             db.execute("INSERT INTO history VALUES (?, ?, ?)", (openid, question, now))
-            db.execute("DELETE FROM history WHERE openid = ? AND (at < ? OR rowid NOT IN (SELECT rowid FROM history "
-                       "WHERE openid = ? ORDER BY at DESC LIMIT ?))", (openid, now - ttl_s, openid, keep))
+            # every conversation idle past the TTL goes, not only this one: a question is kept no longer than it
+            # can be used (users who never come back included)
+            db.execute("DELETE FROM history WHERE at < ?", (now - ttl_s,))
+            db.execute("DELETE FROM history WHERE openid = ? AND rowid NOT IN (SELECT rowid FROM history "
+                       "WHERE openid = ? ORDER BY at DESC LIMIT ?)", (openid, openid, keep))
 
     def history(self, openid: str, ttl_s: float) -> list[str]:
         rows = self._db().execute("SELECT question FROM history WHERE openid = ? AND at >= ? ORDER BY at",
