@@ -149,7 +149,7 @@ def parse_off_the_gil(base: str, api_key: str = "", **_: Any) -> Result:
     if not api_key:
         return True, "skipped (no --api-key)"
     tag = stamp()
-    during, got, took = answers_during(base, api_key, f"probe-comments-{tag}", b"<!--" * 24_000,
+    during, got, took = answers_during(base, api_key, f"probe-comments-{tag}", b"<!--" * 24_000 + tag.encode(),
                                        f"probe-comments-{tag}.md")
     held = mean(during) <= 1.0 and got.status_code != 500
     return held, (f"answer {times(during)} while the upload was parsed for {took:.1f} s ({brief(got)}); "

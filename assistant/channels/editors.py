@@ -9,6 +9,7 @@ from typing import Any
 
 import gradio as gr
 
+from assistant.channels.api_support import without_paths
 from assistant.channels.editor_views import (
     document_choices,
     documents_html,
@@ -50,8 +51,9 @@ def picked(doc_id: str | None) -> str:
 
 
 def refuse(message: str) -> gr.Error:
-    """An error pop-up; its text is escaped, since Gradio shows it as HTML and it may quote a file's content."""
-    return gr.Error(html.escape(message))
+    """An error pop-up; its text is escaped, since Gradio shows it as HTML and it may quote a file's content, and
+    names no server path."""
+    return gr.Error(html.escape(without_paths(message)))
 
 
 def uploads(files: Any) -> list[Upload]:

@@ -7,6 +7,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -78,9 +79,17 @@ def _fork_server() -> Any:
     with _started:
         if _context is None:
             context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload(_PRELOAD)
+            context.set_forkserver_preload(_PRELOAD + _main_imports())
             _context = context
     return _context
+
+
+def _main_imports() -> list[str]:
+    """This package's modules that the main script imported (a console script's `assistant.cli`): a child runs the
+    main script again before its work, which costs nothing once the fork server holds them."""
+    main = getattr(sys.modules.get("__main__"), "__dict__", {})
+    names = {getattr(value, "__module__", None) or getattr(value, "__name__", None) for value in main.values()}
+    return sorted(n for n in names if isinstance(n, str) and n.startswith("assistant.") and n not in _PRELOAD)
 
 
 def _joined(child: Any, timeout: float) -> bool:
