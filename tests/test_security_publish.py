@@ -250,3 +250,19 @@ def test_index_reports_a_poisoned_file_by_its_corpus_name_and_indexes_the_rest(t
     assert summary.added == ["good"]
     assert len(summary.errors) == 1 and summary.errors[0].startswith("corpus/poisoned.md: field 'doc_number'")
     assert str(tmp_path) not in summary.errors[0]
+
+
+def test_the_reading_child_is_bounded_in_cpu_and_memory_and_reads_as_this_process_does() -> None:
+    from assistant.errors import CorpusError
+    from assistant.ingest.limits import Limits
+    from assistant.ingest.sandbox import parse_file, run_bounded
+
+    started = time.process_time()
+    with pytest.raises(CorpusError, match=r"spin\.md: needs more than 1 s of CPU time"):
+        run_bounded(pow, 3, 10**10, name="spin.md", limits=Limits(parse_cpu_s=1))
+    with pytest.raises(CorpusError, match=r"big\.md: needs more than 300,000,000 bytes of memory"):
+        run_bounded(bytearray, 2_000_000_000, name="big.md", limits=Limits(parse_memory_bytes=300_000_000))
+    assert time.process_time() - started < 1  # the work was the child's
+    seed = CORPUS / "shandong-2018-zhengwu-gongkai.md"
+    apart, here = (parse_file(seed, CORPUS, Limits(parse_cpu_s=cpu), 400) for cpu in (60, 0))
+    assert apart[0] == here[0] and [c.clause_id for c in apart[1]] == [c.clause_id for c in here[1]]

@@ -42,10 +42,13 @@ def run_bounded(work: Callable[..., T], *args: Any, name: str, limits: Limits) -
     result sent back. A `CorpusError` it raises comes back as it was; running out of the budget, or any other
     failure, is a `CorpusError` naming the file `name`. `work` must be a module-level function (the child imports
     it by name)."""
-    if limits.parse_cpu_s <= 0:
+    if limits.parse_cpu_s <= 0 or not _main_reloadable():
         return _guarded(work, args, name)
     receiving, sending = _fork_server().Pipe(duplex=False)
-    child = _fork_server().Process(target=_child, args=(sending, work, args, limits), daemon=True)
+    # ended with this process, unless this one is a daemon itself (which may not have daemonic children); its CPU
+    # limit ends it anyway
+    child = _fork_server().Process(target=_child, args=(sending, work, args, limits),
+                                   daemon=not multiprocessing.current_process().daemon)
     started = time.monotonic()
     child.start()
     sending.close()
@@ -82,6 +85,16 @@ def _fork_server() -> Any:
             context.set_forkserver_preload(_PRELOAD + _main_imports())
             _context = context
     return _context
+
+
+def _main_reloadable() -> bool:
+    """Whether a child can run the main script again, as multiprocessing has each child do: not when it was read
+    from standard input (`python - < script`), which then reads within this process, unbounded."""
+    path = getattr(sys.modules.get("__main__"), "__file__", None)
+    if path is None or Path(path).is_file():
+        return True
+    log.warning("files are read without a budget: the main script %s cannot be run again in a child process", path)
+    return False
 
 
 def _main_imports() -> list[str]:
