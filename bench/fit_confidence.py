@@ -1,16 +1,17 @@
 """Fit the confidence that an answer's first clause answers the question (`answer/outcome.py`), and place the
 point above which an answer is given as sure.
 
-    python bench/fit_confidence.py --index bench/data/laws-index --demo-index /tmp/demo-index
+    python bench/fit_confidence.py --index bench/data/laws-index --demo-index DEMO_INDEX --real-index REAL_INDEX --write
 
 Fitted on questions the encoder was never trained on and that no eval set holds: the training split kept for the
 judge (`judge_questions` in tuned.json), the out-of-corpus training questions, and the calibration sets
-(eval/laws_calibration.jsonl on the law index, eval/calibration.jsonl on the demo corpus). Only questions the
+(eval/laws_calibration.jsonl on the law index, eval/calibration.jsonl on the demo corpus,
+eval/real_calibration.jsonl on the real documents of tests/data/real). Only questions the
 product would not refuse count. A logistic function is fitted on 70 % of them; its `answer_at` is the lowest
 point at which, on the other 30 %, at least `--precision` of the answers given as sure cite an accepted clause
-first and at most `--max-outside` of the out-of-corpus questions are answered as sure. Writes `confidence` and
-`confidence_fit` into assistant/index/tuned/tuned.json (the weights file, and so the index fingerprint, is
-unchanged).
+first and at most `--max-outside` of the out-of-corpus questions are answered as sure. With `--write`, writes
+`confidence` and `confidence_fit` into assistant/index/tuned/tuned.json (the weights file, and so the index
+fingerprint, is unchanged).
 """
 
 from __future__ import annotations
@@ -34,19 +35,25 @@ from assistant.retrieve import judge  # noqa: E402
 from assistant.service import Assistant  # noqa: E402
 
 FEATURES = ("answerable", "top_logit", "margin", "held", "own_terms", "rival_terms", "figures_differ",
-            "place_conflict")
+            "place_conflict", "cosine", "cosine_margin", "coverage", "coverage_margin", "phrase", "same_document")
 TRAIN = HERE.parent / "train"
 EVAL = HERE.parent / "eval"
 
-Row = tuple[list[float], int, str]  # evidence, label (the first clause is an accepted one), kind
+# evidence, label (the first clause is an accepted one), kind, the evidence by name with the question
+Row = tuple[list[float], int, str, dict]  # type: ignore[type-arg]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--index", type=Path, default=HERE / "data" / "laws-index")
     parser.add_argument("--demo-index", type=Path, default=None, help="an index of corpus/ (the demo corpus)")
-    parser.add_argument("--precision", type=float, default=0.93)
+    parser.add_argument("--real-index", type=Path, default=None,
+                        help="an index of the documents of tests/data/real (for eval/real_calibration.jsonl)")
+    parser.add_argument("--precision", type=float, default=0.9)
     parser.add_argument("--max-outside", type=float, default=0.03)
+    parser.add_argument("--rows", type=Path, default=None, help="keep the questions' evidence in this JSON file, "
+                        "and read it from there when it exists (to refit without retrieving again)")
+    parser.add_argument("--write", action="store_true", help="write the fitted confidence into tuned.json")
     args = parser.parse_args()
     meta_path = tuned_model.folder() / tuned_model.META
     meta = json.loads(meta_path.read_text(encoding="utf-8"))
@@ -55,9 +62,16 @@ def main() -> None:
     items = [item for item in items if item["question"] in wanted]
     items += [json.loads(line) for line in (TRAIN / "out_of_corpus.jsonl").read_text(encoding="utf-8").splitlines()]
     items += _jsonl(EVAL / "laws_calibration.jsonl")
-    rows = _rows(Assistant(Settings(index_dir=args.index)), items)
-    if args.demo_index:
-        rows += _rows(Assistant(Settings(index_dir=args.demo_index)), _jsonl(EVAL / "calibration.jsonl"))
+    if args.rows and args.rows.exists():
+        rows = [tuple(row) for row in json.loads(args.rows.read_text(encoding="utf-8"))]
+    else:
+        rows = _rows(Assistant(Settings(index_dir=args.index)), items)
+        if args.demo_index:
+            rows += _rows(Assistant(Settings(index_dir=args.demo_index)), _jsonl(EVAL / "calibration.jsonl"))
+        if args.real_index:
+            rows += _rows(Assistant(Settings(index_dir=args.real_index)), _jsonl(EVAL / "real_calibration.jsonl"))
+        if args.rows:
+            args.rows.write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")
     random.seed(23)
     random.shuffle(rows)
     cut = int(len(rows) * 0.7)
@@ -66,14 +80,18 @@ def main() -> None:
 
     X = np.array([r[0] for r in fit])
     y = np.array([r[1] for r in fit])
-    model = LogisticRegression(C=1.0, max_iter=5000).fit(X, y)
-    weights = {"bias": float(model.intercept_[0]),
-               **{n: float(w) for n, w in zip(FEATURES, model.coef_[0], strict=True)}}
+    # fitted on standardised evidence (cosines differ by hundredths, logits by units), written back in raw units
+    mean, scale = X.mean(axis=0), X.std(axis=0) + 1e-9
+    model = LogisticRegression(C=1.0, max_iter=5000).fit((X - mean) / scale, y)
+    raw = model.coef_[0] / scale
+    weights = {"bias": float(model.intercept_[0] - (raw * mean).sum()),
+               **{n: float(w) for n, w in zip(FEATURES, raw, strict=True)}}
     scored = [(judge(dict(zip(FEATURES, r[0], strict=True)), weights), r[1], r[2]) for r in held]
     at, figures = _place(scored, args.precision, args.max_outside)
     meta["confidence"] = {**{k: round(v, 4) for k, v in weights.items()}, "answer_at": round(at, 3)}
     meta["confidence_fit"] = {"fit_questions": len(fit), "positives": int(y.sum()), "calibration": figures}
-    meta_path.write_text(json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8")
+    if args.write:
+        meta_path.write_text(json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8")
     print(json.dumps({"confidence": meta["confidence"], **meta["confidence_fit"]}, ensure_ascii=False))
 
 
@@ -89,14 +107,14 @@ def _rows(assistant: Assistant, items: list[dict]) -> list[Row]:  # type: ignore
         retrieval = assistant.retrieve(item["question"])
         if not retrieval.relevant or not retrieval.candidates:
             continue
-        expect = [e if isinstance(e, str) else
-                  {"title": e.get("law_name") or e.get("title", ""), "clause": e.get("article_no") or e.get("clause", "")}
+        expect = [e if isinstance(e, str) else {"title": e.get("law_name") or e.get("title", ""),
+                                                "clause": e.get("article_no") or e.get("clause", "")}
                   for e in item.get("expect", [])]
         kind = item.get("kind", "answerable")
         top = retrieval.candidates[0].clause
         label = int(kind == "answerable" and any(clause_matches(top, e) for e in expect))
         found = confidence_evidence(retrieval)
-        rows.append(([found[n] for n in FEATURES], label, kind))
+        rows.append(([found[n] for n in FEATURES], label, kind, {**found, "question": item["question"]}))
     return rows
 
 

@@ -74,16 +74,20 @@ def confidence_evidence(retrieval: Retrieval) -> dict[str, float]:
     differ = 0.0
     if rival is not None:
         margin = min(top_logit - logit(rival.relevance, 1e-6), 8.0)
+        cosine_margin, coverage_margin = top.dense - rival.dense, top.coverage - rival.coverage
         own, their = distinct_share(question, clause_text(top.clause), clause_text(rival.clause))
         near = near_tied(top, rival)
         differ = float(near and own == 0 and _figures(top.clause) != _figures(rival.clause)
                        and bool(_figures(top.clause)) and bool(_figures(rival.clause)))
     else:
-        margin = 8.0
+        margin, cosine_margin, coverage_margin = 8.0, 0.2, 1.0
+    same_document = sum(1 for c in head[1:5] if c.clause.doc_id == top.clause.doc_id) / 4
     held, _ = distinct_share(question, clause_text(top.clause), "")
     return {"answerable": max(min(answerable, 10.0), -10.0), "top_logit": max(min(top_logit, 10.0), -10.0),
             "margin": margin, "held": held, "own_terms": own, "rival_terms": their, "figures_differ": differ,
-            "place_conflict": float(place_conflict(question, top.clause))}
+            "place_conflict": float(place_conflict(question, top.clause)), "cosine": top.dense,
+            "cosine_margin": cosine_margin, "coverage": top.coverage, "coverage_margin": coverage_margin,
+            "phrase": top.phrase, "same_document": same_document}
 
 
 def _figures(clause: Clause) -> frozenset[str]:

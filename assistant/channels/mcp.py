@@ -34,7 +34,10 @@ def build_mcp(assistant: Assistant, answering: Answering) -> MCPServer:
     @server.tool(title="回答政策问题")
     async def ask_policy(question: str) -> dict[str, Any]:
         """A cited answer to a question about the policies in the corpus (or a refusal when none applies). The
-        answer text ends with its sources; `citations` gives each cited clause with its label, text and status."""
+        answer text ends with its sources; `citations` gives each cited clause with its label, text and status.
+        `outcome` says how sure it is: `answered`; `candidates` (no clause clearly answers: `candidates` lists up to
+        three that may, each with its citation and gist; present them as possibilities, not as the answer); or
+        `refused`. `confidence` is the probability that the first cited clause answers the question."""
         answer = await run(lambda: assistant.ask(question))
         return answer.to_json()  # type: ignore[no-any-return]
 
