@@ -38,12 +38,26 @@ _CSS = """
 """
 
 
+MAX_PICKS = 3  # as many as outcome.MAX_CANDIDATES
+
+
 def sources_html(answer: Answer) -> str:
     """The cited clauses: reference, status badge, full text with the sentences used highlighted."""
+    if answer.outcome == "candidates":
+        lead = '<p class="pa-candidates">没有条款明确回答该问题。以下为候选条款，点「查看」按钮可得其答复：</p>'
+        return _mode(answer) + lead + "".join(_source(c) for c in answer.candidates)
     if answer.refused or not answer.citations:
         none = "<p>没有引用条款。</p>" if not answer.refused else "<p>未找到相关条款，已拒绝回答。</p>"
         return _mode(answer) + none
     return _mode(answer) + "".join(_source(c) for c in answer.citations)
+
+
+def picks(last: str) -> list[Any]:
+    """The candidate buttons: each shown with its citation when the last answer offered candidates."""
+    offered = json.loads(last).get("candidates", []) if last else []
+    return [gr.update(visible=n <= len(offered),
+                      value=f"查看 {n}. {offered[n - 1]['reference']}" if n <= len(offered) else "")
+            for n in range(1, MAX_PICKS + 1)]
 
 
 def _mode(answer: Answer) -> str:
@@ -71,7 +85,7 @@ def _source(citation: Citation) -> str:
             text = text.replace(original, f"<mark>{original}</mark>", 1)
     badge = "pa-in-force" if clause.in_force() else "pa-not-in-force"
     number = f"（{html.escape(clause.doc_number)}）" if clause.doc_number else ""
-    role = "（所解读的条款）" if citation.role == "interpreted" else ""
+    role = {"interpreted": "（所解读的条款）", "candidate": "（候选）"}.get(citation.role, "")
     kind = "政策解读 · " if clause.metadata.get("kind") == "interpretation" else ""
     return (f'<div class="pa-source" data-clause="{html.escape(clause.label)}">'
             f"<b>[{citation.n}]</b> 《{html.escape(clause.title.strip('《》'))}》{number} "
@@ -235,6 +249,9 @@ def build_ui(assistant: Assistant, feedback: FeedbackStore, editors: bool = Fals
                         # words, not emoji: a PC without an emoji font shows empty boxes
                         up = gr.Button("有帮助", scale=1, elem_id="thumbs-up")
                         down = gr.Button("没帮助", scale=1, elem_id="thumbs-down")
+                    with gr.Row():  # shown when an answer offers candidates: each asks for its clause's answer
+                        choices = [gr.Button("", visible=False, size="sm", elem_id=f"pick-{n}")
+                                   for n in range(1, MAX_PICKS + 1)]
                     rated = gr.Markdown("", elem_id="rated")
                 with gr.Column(scale=2):
                     gr.Markdown("### 引用条款")
@@ -246,18 +263,35 @@ def build_ui(assistant: Assistant, feedback: FeedbackStore, editors: bool = Fals
         outputs = [chat, question, sources, scores, last, kept]
         # a new conversation: nothing of the last one stays on the page (its sources, scores, rating, turns)
         clear.click(lambda: ([], "", SOURCES_HINT, "", "", [], "", ""), None, [*outputs, rated, comment],
-                    api_visibility="private", queue=False)
+                    api_visibility="private", queue=False).then(picks, [last], choices, api_visibility="private",
+                                                                queue=False)
         up.click(rate_up, [comment, last], [rated, comment], api_name="rate_up")
         down.click(rate_down, [comment, last], [rated, comment], api_name="rate_down")
         # two answers at a time: the work is CPU-bound, and the machine this runs on has few cores
         handler = respond if assistant.llm_enabled else respond_at_once
         question.submit(handler, [question, chat, kept], outputs, api_name="ask", concurrency_limit=2,
-                        concurrency_id="answer")
-        send.click(handler, [question, chat, kept], outputs, api_visibility="private", concurrency_id="answer")
+                        concurrency_id="answer").then(picks, [last], choices, api_visibility="private", queue=False)
+        send.click(handler, [question, chat, kept], outputs, api_visibility="private", concurrency_id="answer"
+                   ).then(picks, [last], choices, api_visibility="private", queue=False)
         # an example question is asked as soon as it is chosen
         examples.load_input_event.then(handler, [question, chat, kept], outputs, api_visibility="private",
-                                       concurrency_id="answer")
+                                       concurrency_id="answer").then(picks, [last], choices,
+                                                                     api_visibility="private", queue=False)
+        for n, choice in enumerate(choices, 1):  # a candidate button sends its number, as a WeChat user would
+            choice.click(_sending(handler, str(n)), [chat, kept], outputs, api_visibility="private",
+                         concurrency_id="answer").then(picks, [last], choices, api_visibility="private", queue=False)
     return ui
+
+
+def _sending(handler: Any, message: str) -> Any:
+    """`handler` asked `message` (a candidate's number), as a function of the chat and the kept turns."""
+    import inspect
+
+    if inspect.isgeneratorfunction(handler):
+        def streamed(history: list[dict[str, Any]], kept: Any) -> Iterator[tuple[Any, ...]]:
+            yield from handler(message, history, kept)
+        return streamed
+    return lambda history, kept: handler(message, history, kept)
 
 
 def css() -> str:
