@@ -206,7 +206,6 @@ def forwarded_for(base: str, **_: Any) -> Result:
 # 26.10 rendering --------------------------------------------------------------------------------------------------
 # what a Markdown bubble would render: a tag, a link or image target, a bare URL (escaped with '\\': shown as is)
 LIVE_MARKUP = re.compile(r"<img|<a |<http|(?<!\\)\]\(|(?<!\\)://|www(?!\\)\.")
-EDITORS_LINK = "[市政府门户网站](https://www.example.gov.cn/parking)"  # a link from an editor's own Markdown
 
 
 @check("26.10", "answer bubbles send a clause's <img>, links, images and URLs as text")
@@ -220,7 +219,7 @@ def answer_markup(base: str, editor: httpx.Client | None = None, **_: Any) -> Re
             event, data = call(httpx.Client(), base, "ask", [question, []])
             bubble = _bubble(data[0]) if event == "complete" else ""
             if "phish" in bubble or "pixel" in bubble or "gif" in bubble:
-                seen.append(bubble.replace(EDITORS_LINK, ""))
+                seen.append(bubble)
         return seen
 
     seen = bubbles() or (_publish_hostile(base, editor) and bubbles())

@@ -12,7 +12,7 @@ from typing import Any
 import gradio as gr
 
 from assistant.answer.records import Answer, Citation
-from assistant.channels.chat_text import as_text, bubble, editors_links
+from assistant.channels.chat_text import as_text
 from assistant.channels.per_client import PerClientLimit
 from assistant.config import LimitSettings
 from assistant.conversation import MAX_TURN_CHARS, Conversation, Turn
@@ -201,7 +201,7 @@ def build_ui(assistant: Assistant, feedback: FeedbackStore, editors: bool = Fals
             else:
                 answer, retrieval = result
         assert answer is not None and retrieval is not None
-        history = [*asked, {"role": "assistant", "content": bubble(answer.text, editors_links(answer.citations))}]
+        history = [*asked, {"role": "assistant", "content": as_text(answer.text)}]
         turns = [t.dumps() for t in [*previous, Turn.of(answer)] if isinstance(t, Turn)][-KEPT_TURNS:]
         yield history, "", sources_html(answer), scores_html(answer, retrieval), answer_record(answer), turns
 
