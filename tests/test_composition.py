@@ -32,7 +32,8 @@ def test_an_unrelated_clause_adds_nothing(assistant):
     assert [c.clause.label for c in answer.citations] == ["7、（二）"]
     assert "信息发布" in answer.body and "热线" not in answer.body
     training = assistant.ask("政务公开培训怎么安排？")  # once answered with the hotline clause appended
-    assert len(training.citations) == 1 and "热线" not in training.body
+    assert "热线" not in training.body  # no clause clearly answers it: at most one cited, or candidates and no claim
+    assert len(training.citations) == 1 or (training.outcome == "candidates" and not training.citations)
 
 
 def test_a_follow_up_gets_the_asked_fact_first_and_only(assistant):

@@ -51,8 +51,8 @@ def decide(retrieval: Retrieval, weights: dict[str, float] | None = None) -> Dec
     if head[0].relevance >= 1.0:  # the question names a 文号 that this clause carries or cites
         confidence = 1.0
     # two near-tied clauses that state different figures, and a question that does not say which it means: the
-    # asker is shown both, never told one figure as sure
-    if confidence >= w.get("answer_at", 0.5) and not facts["figures_differ"]:
+    # asker is shown both, never told one figure as sure; nor is a place's rule given as another place's
+    if confidence >= w.get("answer_at", 0.5) and not facts["figures_differ"] and not facts["place_conflict"]:
         return Decision(ANSWERED, confidence, [], facts)
     return Decision(CANDIDATES, confidence, distinct(head)[:MAX_CANDIDATES], facts)
 
